@@ -1,0 +1,387 @@
+//! The optional TOML configuration: every key has a default, so no file is needed.
+//!
+//! Unknown keys are refused (a typo in a cron box's config should fail loudly, not be
+//! ignored), durations and zones are checked at load time, and secrets are never stored
+//! here: the file names the environment variables that hold them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::TimeDelta;
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::error::user_error;
+use crate::input::{format_duration, parse_duration, parse_tz};
+use crate::messages::Locale;
+
+/// A duration written as in the CLI (`10m`, `1h30m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub TimeDelta);
+
+impl Dur {
+    pub fn minutes(m: i64) -> Self {
+        Dur(TimeDelta::minutes(m))
+    }
+    pub fn seconds(s: i64) -> Self {
+        Dur(TimeDelta::seconds(s))
+    }
+    pub fn std(self) -> std::time::Duration {
+        self.0.to_std().unwrap_or_default()
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(Dur)
+            .map_err(|e| serde::de::Error::custom(e.to_string()))
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub reminders: RemindersConfig,
+    pub tick: TickConfig,
+    pub email: EmailConfig,
+    pub video: VideoConfig,
+    pub webhook: WebhookConfig,
+    pub templates: TemplatesConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Relative paths are read from the config file's directory.
+    pub path: PathBuf,
+    pub busy_timeout: Dur,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            path: PathBuf::from("notifyctl.db"),
+            busy_timeout: Dur::seconds(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemindersConfig {
+    pub offsets: Vec<Dur>,
+    pub grace: Dur,
+    pub default_timezone: String,
+    pub default_locale: String,
+}
+
+impl Default for RemindersConfig {
+    fn default() -> Self {
+        RemindersConfig {
+            offsets: vec![Dur::minutes(30), Dur::minutes(5)],
+            grace: Dur::minutes(10),
+            default_timezone: "UTC".into(),
+            default_locale: "fr".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TickConfig {
+    /// Stop claiming new work after this long, so ticks started every minute never pile up.
+    pub max_runtime: Dur,
+    /// Deliveries claimed per transaction.
+    pub batch_size: u32,
+    /// How long a claim holds before another tick may take it over (a crashed tick's work).
+    pub claim_timeout: Dur,
+    /// Pinged (GET) after each successful tick, healthchecks-style; empty: none.
+    pub heartbeat_url: String,
+    pub heartbeat_timeout: Dur,
+}
+
+impl Default for TickConfig {
+    fn default() -> Self {
+        TickConfig {
+            max_runtime: Dur::seconds(45),
+            batch_size: 200,
+            claim_timeout: Dur::minutes(2),
+            heartbeat_url: String::new(),
+            heartbeat_timeout: Dur::seconds(3),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Smtp,
+    Sendmail,
+    File,
+    Stdout,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    pub transport: Transport,
+    pub from: String,
+    pub reply_to: String,
+    /// For `transport = "file"`; relative paths are read from the database's directory.
+    pub dir: PathBuf,
+    pub sendmail_command: String,
+    pub max_attempts: u32,
+    /// First retry delay; doubles on each failure up to `backoff_max`.
+    pub backoff_base: Dur,
+    pub backoff_max: Dur,
+    /// Adds `List-Unsubscribe` headers when set.
+    pub unsubscribe_url: String,
+    pub unsubscribe_mailto: String,
+    /// Shown in message footers.
+    pub app_name: String,
+    pub smtp: SmtpConfig,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            transport: Transport::File,
+            from: "Notifications <no-reply@example.com>".into(),
+            reply_to: String::new(),
+            dir: PathBuf::from("outbox"),
+            sendmail_command: "sendmail".into(),
+            max_attempts: 8,
+            backoff_base: Dur::minutes(1),
+            backoff_max: Dur::minutes(360),
+            unsubscribe_url: String::new(),
+            unsubscribe_mailto: String::new(),
+            app_name: "notifyctl".into(),
+            smtp: SmtpConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: String,
+    /// The name of the environment variable holding the password, never the password.
+    pub password_env: String,
+    pub timeout: Dur,
+    /// EHLO name; empty: this machine's host name.
+    pub hello_name: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: "localhost".into(),
+            port: 587,
+            tls: TlsMode::Starttls,
+            username: String::new(),
+            password_env: "NOTIFYCTL_SMTP_PASSWORD".into(),
+            timeout: Dur::seconds(20),
+            hello_name: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoProvider {
+    Jitsi,
+    Whereby,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VideoConfig {
+    pub provider: VideoProvider,
+    pub jitsi_base_url: String,
+    pub whereby_api_url: String,
+    pub whereby_api_key_env: String,
+    pub whereby_timeout: Dur,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        VideoConfig {
+            provider: VideoProvider::Jitsi,
+            jitsi_base_url: "https://meet.jit.si".into(),
+            whereby_api_url: "https://api.whereby.dev/v1".into(),
+            whereby_api_key_env: "NOTIFYCTL_WHEREBY_API_KEY".into(),
+            whereby_timeout: Dur::seconds(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Empty: no webhook channel.
+    pub url: String,
+    pub secret_env: String,
+    pub timeout: Dur,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            url: String::new(),
+            secret_env: "NOTIFYCTL_WEBHOOK_SECRET".into(),
+            timeout: Dur::seconds(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// A directory whose files replace the embedded templates of the same name.
+    pub dir: String,
+}
+
+impl Config {
+    /// Load the file at `path`, or the defaults when there is none.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            user_error(format!(
+                "cannot read config file {}: {e} (check --config / NOTIFYCTL_CONFIG)",
+                path.display()
+            ))
+        })?;
+        let mut config =
+            Config::parse(&text).with_context(|| format!("in config file {}", path.display()))?;
+        // Relative paths in a config file are relative to that file, not to cron's cwd.
+        let base = path.parent().unwrap_or(Path::new(""));
+        if config.database.path.is_relative() {
+            config.database.path = base.join(&config.database.path);
+        }
+        if !config.templates.dir.is_empty() && Path::new(&config.templates.dir).is_relative() {
+            config.templates.dir = base.join(&config.templates.dir).display().to_string();
+        }
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            // toml's message spans several lines with a source excerpt; keep the first.
+            let msg = e.message().to_string();
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            user_error(format!("invalid config{at}: {msg}"))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let r = &self.reminders;
+        parse_tz(&r.default_timezone)
+            .map_err(|e| user_error(format!("invalid config: reminders.default_timezone: {e}")))?;
+        r.default_locale
+            .parse::<Locale>()
+            .map_err(|e| user_error(format!("invalid config: reminders.default_locale: {e}")))?;
+        if r.offsets.iter().any(|o| o.0 <= TimeDelta::zero()) {
+            return Err(user_error(
+                "invalid config: reminders.offsets must be positive durations like \"30m\"",
+            ));
+        }
+        if self.email.max_attempts == 0 {
+            return Err(user_error(
+                "invalid config: email.max_attempts must be at least 1",
+            ));
+        }
+        if self.tick.batch_size == 0 {
+            return Err(user_error("invalid config: tick.batch_size must be at least 1"));
+        }
+        if self.email.transport != Transport::None {
+            crate::channels::email::parse_mailbox(&self.email.from)
+                .map_err(|e| user_error(format!("invalid config: email.from: {e}")))?;
+        }
+        Ok(())
+    }
+
+    pub fn default_tz(&self) -> Tz {
+        parse_tz(&self.reminders.default_timezone).unwrap_or(Tz::UTC)
+    }
+
+    pub fn default_locale(&self) -> Locale {
+        self.reminders.default_locale.parse().unwrap_or(Locale::Fr)
+    }
+
+    /// Reminder offsets in minutes, largest first, without duplicates.
+    pub fn offsets_minutes(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.reminders.offsets.iter().map(|d| d.0.num_minutes()).collect();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.dedup();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.offsets_minutes(), vec![30, 5]);
+        assert_eq!(c.email.transport, Transport::File);
+        assert_eq!(c.email.max_attempts, 8);
+    }
+
+    #[test]
+    fn example_config_is_valid_and_complete() {
+        let example = include_str!("../config.example.toml");
+        let parsed = Config::parse(example).unwrap();
+        // Every default is documented: the example equals the defaults, key for key.
+        let as_toml = |c: &Config| toml::to_string(c).unwrap();
+        assert_eq!(as_toml(&parsed), as_toml(&Config::default()));
+    }
+
+    #[test]
+    fn unknown_key_and_bad_values_are_refused() {
+        let e = Config::parse("[reminders]\ngrase = \"5m\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("grase") && e.contains("line 2"), "{e}");
+        let e = Config::parse("[reminders]\ngrace = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid duration"), "{e}");
+        let e = Config::parse("[reminders]\ndefault_timezone = \"Mars/Olympus\"").unwrap_err();
+        assert!(e.to_string().contains("unknown time zone"), "{e}");
+        assert!(Config::parse("[email]\ntransport = \"pigeon\"").is_err());
+    }
+}

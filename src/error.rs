@@ -1,0 +1,65 @@
+//! Errors a user can fix versus internal failures, and the exit code of each.
+//!
+//! Exit codes are decided here only: 0 success, 1 an internal or I/O failure, 2 bad input
+//! (usage, unknown user, malformed time, broken config), 3 a failed health check
+//! (`status`), 4 the database is busy or locked by another writer.
+
+use std::process::ExitCode;
+
+/// A failure the user can fix by changing their input. Its message names what is wrong
+/// and, where it helps, what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UserError(pub String);
+
+/// Build a [`UserError`] wrapped in `anyhow::Error`.
+pub fn user_error(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UserError(msg.into()))
+}
+
+/// `return Err(user_error(...))` shorthand.
+#[macro_export]
+macro_rules! bail_user {
+    ($($arg:tt)*) => {
+        return Err($crate::error::user_error(format!($($arg)*)))
+    };
+}
+
+/// A health check that did not pass; its message is printed, the exit code is 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckFailed(pub String);
+
+pub const EXIT_INTERNAL: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_CHECK: u8 = 3;
+pub const EXIT_BUSY: u8 = 4;
+
+pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+    ExitCode::from(classify(err))
+}
+
+fn classify(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<UserError>() {
+            return EXIT_USAGE;
+        }
+        if cause.is::<CheckFailed>() {
+            return EXIT_CHECK;
+        }
+        if let Some(e) = cause.downcast_ref::<rusqlite::Error>() {
+            if is_busy(e) {
+                return EXIT_BUSY;
+            }
+        }
+    }
+    EXIT_INTERNAL
+}
+
+/// True when SQLite gave up waiting for another connection's lock.
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
+    )
+}

@@ -1,0 +1,147 @@
+//! Plain domain types shared by the store, the planner, the outbox and the output.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use crate::messages::{Kind, Locale};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub timezone: Option<String>,
+    pub locale: Option<String>,
+    pub email_enabled: bool,
+    #[serde(with = "utc")]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    Scheduled,
+    Cancelled,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Scheduled => "scheduled",
+            EventStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Participant {
+    pub user_id: i64,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub title: String,
+    #[serde(with = "utc")]
+    pub starts_at: DateTime<Utc>,
+    #[serde(with = "utc")]
+    pub ends_at: DateTime<Utc>,
+    pub timezone: Option<String>,
+    pub video_url: Option<String>,
+    pub status: EventStatus,
+    pub sequence: i64,
+    #[serde(with = "utc")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "utc")]
+    pub updated_at: DateTime<Utc>,
+    pub participants: Vec<Participant>,
+}
+
+/// An in-app notification as the inbox shows it; the JSON shape is part of the contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    pub id: i64,
+    pub user_id: i64,
+    pub user_email: String,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub event_id: Option<i64>,
+    pub offset_minutes: Option<i64>,
+    #[serde(with = "utc")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "utc_opt")]
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// A notice to store: the inbox row and the channels it goes out on, written together.
+#[derive(Debug, Clone)]
+pub struct NewNotice {
+    pub user_id: i64,
+    pub kind: Kind,
+    pub event_id: Option<i64>,
+    pub offset_minutes: Option<i64>,
+    pub event_start: Option<DateTime<Utc>>,
+    pub event_sequence: Option<i64>,
+    pub title: String,
+    pub body: String,
+    pub channels: Vec<Channel>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Webhook,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub notification_id: i64,
+    pub channel: String,
+    pub status: String,
+    pub attempts: i64,
+    pub recipient: String,
+    pub kind: String,
+    pub event_id: Option<i64>,
+    #[serde(with = "utc")]
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub message_id: Option<String>,
+    pub response: Option<String>,
+    #[serde(with = "utc")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "utc_opt")]
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// RFC 3339 UTC with a `Z`, second precision: the JSON and storage form of every instant.
+pub mod utc {
+    use chrono::{DateTime, Utc};
+    pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::input::rfc3339(*t))
+    }
+}
+
+pub mod utc_opt {
+    use chrono::{DateTime, Utc};
+    pub fn serialize<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&crate::input::rfc3339(*t)),
+            None => s.serialize_none(),
+        }
+    }
+}
