@@ -1,0 +1,303 @@
+//! The reminder engine under the conditions that break a "flag + window" design.
+
+use std::process::{Command, Stdio};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::support::{Env, SmtpServer};
+
+const START: &str = "2030-03-10T10:00:00Z";
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Two participants, one event at START created the day before, notices delivered.
+fn setup(server: &SmtpServer) -> Env {
+    let mut env = Env::new();
+    env.smtp(server, "");
+    env.at("2030-03-09T09:00:00Z");
+    env.user("ana@example.org", &["--tz", "Europe/Paris"]);
+    env.user("bob@example.com", &["--locale", "en"]);
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Mentoring",
+        "--start",
+        START,
+        "--participant",
+        "ana@example.org",
+        "--participant",
+        "bob@example.com",
+    ]);
+    env.tick();
+    assert_eq!(server.wait_for(2).len(), 2, "assigned notices");
+    env
+}
+
+fn reminders(env: &Env, user: &str) -> Vec<i64> {
+    let v = env.json(&["list", "--user", user, "--type", "reminder"]);
+    let mut offsets: Vec<i64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["offset_minutes"].as_i64().unwrap())
+        .collect();
+    offsets.sort();
+    offsets
+}
+
+fn subjects(server: &SmtpServer) -> Vec<String> {
+    server
+        .messages()
+        .iter()
+        .map(|m| m.header("Subject").unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn minute_by_minute_walk_sends_each_reminder_once_in_app_and_by_email() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    let mut created = 0;
+    let mut minute = t("2030-03-10T09:00:00Z");
+    while minute <= t("2030-03-10T10:05:00Z") {
+        env.at(&rfc(minute));
+        let s = env.tick();
+        created += s["created"].as_i64().unwrap();
+        // The same minute run twice adds nothing.
+        let again = env.tick();
+        assert_eq!(again["created"], 0, "at {minute}");
+        assert_eq!(again["sent"], 0, "at {minute}");
+        minute += TimeDelta::minutes(1);
+    }
+    assert_eq!(created, 4, "30 and 5 minutes, two participants");
+    assert_eq!(reminders(&env, "ana@example.org"), vec![5, 30]);
+    assert_eq!(reminders(&env, "bob@example.com"), vec![5, 30]);
+    let msgs = server.wait_for(6);
+    assert_eq!(msgs.len(), 6, "2 assigned + 4 reminders: {:?}", subjects(&server));
+    let ids: std::collections::HashSet<String> = msgs.iter().map(|m| m.message_id()).collect();
+    assert_eq!(ids.len(), 6);
+    let subj = subjects(&server);
+    assert!(
+        subj.iter()
+            .any(|s| s.contains("commence dans 30 minutes") || s.contains("Rappel")),
+        "{subj:?}"
+    );
+    assert_eq!(
+        server.connections(),
+        3,
+        "one SMTP connection per tick that had mail"
+    );
+}
+
+#[test]
+fn eight_ticks_at_once_every_email_arrives_once() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    env.at("2030-03-10T09:30:00Z");
+    let bin = assert_cmd::cargo::cargo_bin("notifyctl");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(&bin)
+                .env("NOTIFYCTL_DB", &env.db)
+                .env("NOTIFYCTL_CONFIG", env.config.as_ref().unwrap())
+                .env("NOTIFYCTL_NOW", "2030-03-10T09:30:00Z")
+                .args(["--json", "check-reminders"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut created = 0;
+    let mut sent = 0;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        created += v["created"].as_i64().unwrap();
+        sent += v["sent"].as_i64().unwrap();
+    }
+    assert_eq!(created, 2);
+    assert_eq!(sent, 2);
+    assert_eq!(server.wait_for(4).len(), 4);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(server.messages().len(), 4, "no duplicate email");
+}
+
+#[test]
+fn missed_tick_still_sends_within_grace() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    // No tick between 31 and 22 minutes before the start.
+    env.at("2030-03-10T09:29:00Z");
+    assert_eq!(env.tick()["created"], 0);
+    env.at("2030-03-10T09:38:00Z");
+    let s = env.tick();
+    assert_eq!(s["created"], 2, "8 minutes late, inside the 10-minute grace");
+    assert_eq!(reminders(&env, "ana@example.org"), vec![30]);
+}
+
+#[test]
+fn first_tick_three_minutes_before_sends_only_the_five_minute_one() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    env.at("2030-03-10T09:57:00Z");
+    let s = env.tick();
+    assert_eq!(s["created"], 2);
+    assert_eq!(s["skipped"], 2, "the 30-minute ones are skipped");
+    assert_eq!(reminders(&env, "ana@example.org"), vec![5]);
+    let status = env.json(&["status"]);
+    let skipped = &status["skipped_last_24h"];
+    assert_eq!(skipped[0]["reason"], "collapsed");
+    assert_eq!(skipped[0]["count"], 2);
+    assert!(server
+        .wait_for(4)
+        .iter()
+        .all(|m| !m.text().contains("30 minutes")));
+}
+
+#[test]
+fn a_reminder_more_than_grace_late_is_skipped_not_sent() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    env.at("2030-03-10T09:45:00Z");
+    let s = env.tick();
+    assert_eq!(s["created"], 0);
+    assert_eq!(s["skipped"], 2);
+    assert_eq!(env.json(&["status"])["skipped_last_24h"][0]["reason"], "late");
+    env.at("2030-03-10T09:55:00Z");
+    assert_eq!(env.tick()["created"], 2, "the 5-minute one still goes");
+}
+
+#[test]
+fn rescheduling_rearms_and_drops_the_old_reminders() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    env.at("2030-03-10T09:31:00Z");
+    assert_eq!(env.tick()["created"], 2);
+    // Moved an hour later: the old start's 5-minute reminder never goes; new ones do.
+    env.ok(&["event", "update", "1", "--start", "2030-03-10T11:00:00Z"]);
+    env.at("2030-03-10T09:55:00Z");
+    let s = env.tick();
+    assert_eq!(s["created"], 0, "nothing for the old start");
+    assert_eq!(s["sent"], 2, "the rescheduled notices");
+    env.at("2030-03-10T10:30:00Z");
+    assert_eq!(env.tick()["created"], 2);
+    env.at("2030-03-10T10:55:00Z");
+    assert_eq!(env.tick()["created"], 2);
+    assert_eq!(reminders(&env, "bob@example.com"), vec![5, 30, 30]);
+}
+
+#[test]
+fn cancelled_event_gets_no_more_reminders() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    env.ok(&["event", "cancel", "1"]);
+    for m in ["2030-03-10T09:30:00Z", "2030-03-10T09:55:00Z"] {
+        env.at(m);
+        assert_eq!(env.tick()["created"], 0);
+    }
+    assert!(reminders(&env, "ana@example.org").is_empty());
+    let subj = subjects(&server);
+    assert_eq!(subj.len(), 4, "2 assigned + 2 cancelled: {subj:?}");
+}
+
+#[test]
+fn plan_shows_what_the_ticks_will_do() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    env.at("2030-03-10T09:00:00Z");
+    let plan = env.json(&["plan", "--next", "2h"]);
+    let rows = plan.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0]["at"], "2030-03-10T09:30:00Z");
+    assert_eq!(rows[0]["action"], "send");
+    assert_eq!(rows[3]["at"], "2030-03-10T09:55:00Z");
+    assert_eq!(
+        rows[0]["local_start"].as_str().unwrap().contains("11:00"),
+        rows[0]["user_email"] == "ana@example.org"
+    );
+    // Plan writes nothing.
+    assert_eq!(env.tick()["created"], 0);
+    env.at("2030-03-10T09:52:00Z");
+    let plan = env.json(&["plan", "--next", "10m"]);
+    let actions: Vec<(i64, String)> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["offset_minutes"].as_i64().unwrap(),
+                r["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(actions.iter().filter(|a| a.0 == 30 && a.1 == "skip").count(), 2);
+    assert_eq!(actions.iter().filter(|a| a.0 == 5 && a.1 == "send").count(), 2);
+}
+
+#[test]
+fn dry_run_writes_and_sends_nothing() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    env.at("2030-03-10T09:30:00Z");
+    let before = env.dump();
+    let v = env.json(&["check-reminders", "--dry-run"]);
+    assert_eq!(v["created"], 2);
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(env.dump(), before);
+    assert_eq!(server.messages().len(), 2);
+}
+
+#[test]
+fn reminders_follow_the_configured_offsets() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    let cfg = std::fs::read_to_string(env.config.as_ref().unwrap()).unwrap();
+    env.config(&format!(
+        "[reminders]\noffsets = [\"1h\", \"10m\"]\ngrace = \"2m\"\n{cfg}"
+    ));
+    env.at("2030-03-10T09:00:00Z");
+    assert_eq!(env.tick()["created"], 2);
+    env.at("2030-03-10T09:51:00Z");
+    assert_eq!(env.tick()["created"], 2);
+    assert_eq!(reminders(&env, "ana@example.org"), vec![10, 60]);
+}
+
+#[test]
+fn a_broken_row_written_by_an_app_does_not_stop_the_tick() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Other",
+        "--start",
+        "2030-03-10T10:05:00Z",
+        "--participant",
+        "bob@example.com",
+        "--allow-overlap",
+    ]);
+    // An app writes a participant with a broken added_at.
+    env.sql()
+        .execute(
+            "UPDATE participants SET added_at = 'yesterday' WHERE event_id = 2",
+            [],
+        )
+        .unwrap();
+    env.at("2030-03-10T09:35:00Z");
+    let out = env.run(&["--json", "check-reminders"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["created"], 2, "event 1's reminders still go: {v}");
+    assert_eq!(v["broken_rows"].as_array().unwrap().len(), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken row"));
+}

@@ -1,0 +1,547 @@
+//! Test support: a temp environment that runs the real binary, a real SMTP server on
+//! 127.0.0.1 (the `mailin` protocol crate behind a small accept loop, so tests can make
+//! it fail, stall or drop connections), and a real HTTP receiver (`tiny_http`).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use mailin::{Action, Handler, Response, SessionBuilder};
+use serde_json::Value;
+
+/// One test's world: a temp directory with a database, an optional config, a clock.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub db: PathBuf,
+    pub config: Option<PathBuf>,
+    now: Option<String>,
+    envs: Vec<(String, String)>,
+}
+
+impl Env {
+    /// A fresh, initialised database and no config (the embedded defaults).
+    pub fn new() -> Env {
+        let env = Env::bare();
+        env.ok(&["init"]);
+        env
+    }
+
+    /// No database yet.
+    pub fn bare() -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("notify.db");
+        Env {
+            dir,
+            db,
+            config: None,
+            now: None,
+            envs: Vec::new(),
+        }
+    }
+
+    /// Set the clock for the commands that follow (RFC 3339).
+    pub fn at(&mut self, now: &str) -> &mut Env {
+        self.now = Some(now.to_string());
+        self
+    }
+
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Env {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Write a config file (TOML) and use it from now on.
+    pub fn config(&mut self, toml: &str) -> &mut Env {
+        let path = self.dir.path().join("config.toml");
+        std::fs::write(&path, toml).expect("write config");
+        self.config = Some(path);
+        self
+    }
+
+    /// Use an SMTP server on 127.0.0.1 for email, with no TLS.
+    pub fn smtp(&mut self, server: &SmtpServer, extra: &str) -> &mut Env {
+        self.config(&format!(
+            "[email]\ntransport = \"smtp\"\nbackoff_base = \"1m\"\n{extra}\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"5s\"\n",
+            server.port
+        ))
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::from_std(self.std_cmd());
+        c.timeout(Duration::from_secs(120));
+        c
+    }
+
+    /// The same command as `cmd`, for tests that spawn and kill processes.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("notifyctl"));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NOTIFYCTL_DB", &self.db)
+            .current_dir(self.dir.path());
+        if let Some(cfg) = &self.config {
+            c.env("NOTIFYCTL_CONFIG", cfg);
+        }
+        if let Some(now) = &self.now {
+            c.env("NOTIFYCTL_NOW", now);
+        }
+        for (k, v) in &self.envs {
+            c.env(k, v);
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run notifyctl")
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "notifyctl {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Run with --json and parse stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed invalid JSON ({e}): {out}"))
+    }
+
+    /// Run, require failure with `code`, nothing on stdout; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "notifyctl {args:?} should exit {code}:\nstdout: {}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "errors must not go to stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        stderr
+    }
+
+    pub fn user(&self, email: &str, extra: &[&str]) -> i64 {
+        let mut args = vec![
+            "user",
+            "add",
+            "--email",
+            email,
+            "--name",
+            email.split('@').next().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.json(&args)["id"].as_i64().expect("user id")
+    }
+
+    pub fn tick(&self) -> Value {
+        self.json(&["check-reminders"])
+    }
+
+    /// A copy of the database's state for "nothing was written" checks.
+    pub fn dump(&self) -> String {
+        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let mut out = String::new();
+        for table in [
+            "users",
+            "events",
+            "participants",
+            "notifications",
+            "deliveries",
+            "reminders",
+        ] {
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
+                .unwrap();
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    let mut s = String::new();
+                    for i in 0..n {
+                        let v: rusqlite::types::Value = r.get(i)?;
+                        s.push_str(&format!("{v:?}|"));
+                    }
+                    Ok(s)
+                })
+                .unwrap();
+            for r in rows {
+                out.push_str(&format!("{table}: {}\n", r.unwrap()));
+            }
+        }
+        out
+    }
+
+    pub fn sql(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn
+    }
+
+    pub fn eml_files(&self) -> Vec<PathBuf> {
+        let dir = self.dir.path().join("outbox");
+        let mut v: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+}
+
+pub fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+// ---------------------------------------------------------------------------------
+// SMTP
+
+/// A message the server accepted.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+impl Received {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        let msg = mail_parser::MessageParser::default().parse(&self.data)?;
+        msg.header_raw(name).map(|s| s.trim().to_string())
+    }
+
+    pub fn message_id(&self) -> String {
+        self.header("Message-ID").expect("Message-ID header")
+    }
+}
+
+/// How the server answers. Counters are over DATA attempts (1-based).
+#[derive(Debug, Clone, Default)]
+pub struct SmtpPolicy {
+    /// Answer 451 to the first N messages.
+    pub temp_fail_first: usize,
+    /// Answer 550 to every message.
+    pub reject_all: bool,
+    /// Answer 451 to every Nth message.
+    pub temp_fail_every: usize,
+    /// Close the connection in the middle of every Nth message.
+    pub drop_every: usize,
+    /// Wait this long before answering each message.
+    pub delay: Duration,
+    /// Require AUTH PLAIN/LOGIN with these credentials.
+    pub auth: Option<(String, String)>,
+}
+
+#[derive(Default)]
+struct SmtpState {
+    policy: SmtpPolicy,
+    accepted: Vec<Received>,
+    attempts: usize,
+    connections: usize,
+}
+
+#[derive(Clone)]
+struct SmtpHandler {
+    state: Arc<Mutex<SmtpState>>,
+    to: Vec<String>,
+    data: Vec<u8>,
+    drop_now: Arc<Mutex<bool>>,
+    attempt: usize,
+}
+
+impl Handler for SmtpHandler {
+    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.to = to.to_vec();
+        self.data.clear();
+        let mut s = self.state.lock().unwrap();
+        s.attempts += 1;
+        self.attempt = s.attempts;
+        mailin::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        let p = self.state.lock().unwrap().policy.clone();
+        if p.drop_every > 0 && self.attempt % p.drop_every == 0 && self.data.len() > 200 {
+            *self.drop_now.lock().unwrap() = true;
+        }
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let p = self.state.lock().unwrap().policy.clone();
+        if !p.delay.is_zero() {
+            thread::sleep(p.delay);
+        }
+        if p.reject_all {
+            return Response::custom(550, "5.1.1 Mailbox unavailable".into());
+        }
+        if self.attempt <= p.temp_fail_first
+            || (p.temp_fail_every > 0 && self.attempt % p.temp_fail_every == 0)
+        {
+            return Response::custom(451, "4.3.0 Try again later".into());
+        }
+        self.state.lock().unwrap().accepted.push(Received {
+            to: self.to.clone(),
+            data: self.data.clone(),
+        });
+        Response::custom(250, format!("2.0.0 Ok: queued as test-{}", self.attempt))
+    }
+
+    fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> Response {
+        self.check_auth(user, password)
+    }
+
+    fn auth_login(&mut self, user: &str, password: &str) -> Response {
+        self.check_auth(user, password)
+    }
+}
+
+impl SmtpHandler {
+    fn check_auth(&self, user: &str, password: &str) -> Response {
+        match &self.state.lock().unwrap().policy.auth {
+            Some((u, p)) if u == user && p == password => mailin::response::AUTH_OK,
+            _ => mailin::response::INVALID_CREDENTIALS,
+        }
+    }
+}
+
+pub struct SmtpServer {
+    pub port: u16,
+    state: Arc<Mutex<SmtpState>>,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        SmtpServer::with(SmtpPolicy::default())
+    }
+
+    pub fn with(policy: SmtpPolicy) -> SmtpServer {
+        SmtpServer::listen(TcpListener::bind("127.0.0.1:0").expect("bind smtp"), policy)
+    }
+
+    /// Start on a given port (a server that comes back after being down).
+    pub fn start_on(port: u16) -> SmtpServer {
+        SmtpServer::listen(
+            TcpListener::bind(("127.0.0.1", port)).expect("bind smtp port"),
+            SmtpPolicy::default(),
+        )
+    }
+
+    fn listen(listener: TcpListener, policy: SmtpPolicy) -> SmtpServer {
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(SmtpState {
+            policy,
+            ..Default::default()
+        }));
+        let shared = state.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = shared.clone();
+                thread::spawn(move || serve_connection(stream, state));
+            }
+        });
+        SmtpServer { port, state }
+    }
+
+    pub fn set_policy(&self, policy: SmtpPolicy) {
+        self.state.lock().unwrap().policy = policy;
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        self.state.lock().unwrap().accepted.clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.state.lock().unwrap().attempts
+    }
+
+    /// Wait until `n` messages arrived (the client may still be closing).
+    pub fn wait_for(&self, n: usize) -> Vec<Received> {
+        for _ in 0..200 {
+            if self.messages().len() >= n {
+                break;
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+        self.messages()
+    }
+}
+
+fn serve_connection(stream: TcpStream, state: Arc<Mutex<SmtpState>>) {
+    let auth = {
+        let mut s = state.lock().unwrap();
+        s.connections += 1;
+        s.policy.auth.is_some()
+    };
+    let mut builder = SessionBuilder::new("test.smtp.local");
+    if auth {
+        builder
+            .enable_auth(mailin::AuthMechanism::Plain)
+            .enable_auth(mailin::AuthMechanism::Login);
+        builder.insecure_enable_plaintext_auth();
+    }
+    let drop_now = Arc::new(Mutex::new(false));
+    let handler = SmtpHandler {
+        state,
+        to: Vec::new(),
+        data: Vec::new(),
+        drop_now: drop_now.clone(),
+        attempt: 0,
+    };
+    let mut session = builder.build(stream.peer_addr().unwrap().ip(), handler);
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    if session.greeting().write_to(&mut writer).is_err() {
+        return;
+    }
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let res = session.process(&line);
+        if *drop_now.lock().unwrap() {
+            let _ = writer.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        match res.action {
+            Action::Reply => {
+                if res.write_to(&mut writer).is_err() {
+                    return;
+                }
+            }
+            Action::Close | Action::UpgradeTls => {
+                let _ = res.write_to(&mut writer);
+                let _ = writer.flush();
+                return;
+            }
+            Action::NoReply => {}
+        }
+    }
+}
+
+/// A port with nothing listening on it.
+pub fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+// ---------------------------------------------------------------------------------
+// HTTP
+
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP server on 127.0.0.1 that records requests and answers from a script: each
+/// request takes the next (status, body, delay) of `answers`, the last one repeating.
+pub struct HttpServer {
+    pub port: u16,
+    requests: Arc<Mutex<Vec<HttpRequest>>>,
+}
+
+impl HttpServer {
+    pub fn start(answers: Vec<(u16, String, Duration)>) -> HttpServer {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("bind http");
+        let port = server.server_addr().to_ip().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        thread::spawn(move || {
+            let mut i = 0usize;
+            for mut req in server.incoming_requests() {
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                seen.lock().unwrap().push(HttpRequest {
+                    method: req.method().to_string(),
+                    url: req.url().to_string(),
+                    headers: req
+                        .headers()
+                        .iter()
+                        .map(|h| (h.field.to_string(), h.value.to_string()))
+                        .collect(),
+                    body,
+                });
+                let (status, text, delay) = answers[i.min(answers.len() - 1)].clone();
+                i += 1;
+                thread::spawn(move || {
+                    thread::sleep(delay);
+                    let resp = tiny_http::Response::from_string(text)
+                        .with_status_code(status)
+                        .with_header(
+                            "Content-Type: application/json"
+                                .parse::<tiny_http::Header>()
+                                .unwrap(),
+                        );
+                    let _ = req.respond(resp);
+                });
+            }
+        });
+        HttpServer { port, requests }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
