@@ -15,9 +15,19 @@ pub fn parse_time(input: &str, tz: Tz) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    // RFC 3339 also allows a space for the 'T'; chrono's strict parser does not.
-    if let Ok(t) = DateTime::parse_from_rfc3339(&s.replacen(' ', "T", 1)) {
-        return Ok(t.with_timezone(&Utc));
+    // Also accept a space for the 'T' and a time without seconds (`2030-03-10T09:30Z`).
+    let spaced = s.replacen(' ', "T", 1);
+    let zulu = spaced
+        .strip_suffix('Z')
+        .or_else(|| spaced.strip_suffix('z'))
+        .map(|p| format!("{p}+00:00"));
+    for candidate in [Some(spaced.clone()), zulu].into_iter().flatten() {
+        if let Ok(t) = DateTime::parse_from_rfc3339(&candidate) {
+            return Ok(t.with_timezone(&Utc));
+        }
+        if let Ok(t) = DateTime::parse_from_str(&candidate, "%Y-%m-%dT%H:%M%:z") {
+            return Ok(t.with_timezone(&Utc));
+        }
     }
     let local = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
         .iter()
@@ -175,6 +185,18 @@ mod tests {
         let err = parse_time("2030-10-27T02:30", paris()).unwrap_err().to_string();
         assert!(err.contains("ambiguous"), "{err}");
         assert!(err.contains("+02:00") && err.contains("+01:00"), "{err}");
+    }
+
+    #[test]
+    fn offsets_without_seconds_are_accepted() {
+        assert_eq!(
+            rfc3339(parse_time("2030-03-10T09:30Z", paris()).unwrap()),
+            "2030-03-10T09:30:00Z"
+        );
+        assert_eq!(
+            rfc3339(parse_time("2030-03-10 09:30+01:00", paris()).unwrap()),
+            "2030-03-10T08:30:00Z"
+        );
     }
 
     #[test]

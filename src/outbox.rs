@@ -9,6 +9,7 @@
 //!   commit right after it, since each outcome is committed on its own;
 //! - each delivery is checked against the event as it is now, just before sending.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -188,12 +189,12 @@ impl<'a> Outbox<'a> {
         if self.down.contains(&d.channel) {
             return store.write(|tx| store::release_claims(tx, &key, &[id])).map(drop);
         }
-        if !users.contains_key(&d.user_id) {
-            users.insert(d.user_id, store::get_user(store.conn(), d.user_id)?);
+        if let Entry::Vacant(slot) = users.entry(d.user_id) {
+            slot.insert(store::get_user(store.conn(), d.user_id)?);
         }
         let event = match d.event_id {
             Some(eid) => {
-                if !events.contains_key(&eid) {
+                if let Entry::Vacant(slot) = events.entry(eid) {
                     let e = match store::get_event(store.conn(), eid) {
                         Ok(e) => Some(e),
                         Err(e) if e.is::<crate::error::UserError>() => None,
@@ -208,7 +209,7 @@ impl<'a> Outbox<'a> {
                             );
                         }
                     };
-                    events.insert(eid, e);
+                    slot.insert(e);
                 }
                 events[&eid].as_ref()
             }

@@ -175,7 +175,7 @@ impl<'a> EmailSender<'a> {
                         starts_at: event.starts_at,
                         ends_at: event.ends_at,
                         video_url: event.video_url.as_deref(),
-                        organizer_email: &self.from.email.to_string(),
+                        organizer_email: self.from.email.as_ref(),
                         attendee_email: &item.user.email,
                         attendee_name: &item.user.name,
                         stamp: item.now,

@@ -71,7 +71,10 @@ struct EventRow<P> {
 
 /// Read every row of a .csv or .jsonl file, with its line number. Rows that do not even
 /// parse are reported, not fatal, so the user sees all problems at once.
-fn read_rows<T: DeserializeOwned>(path: &Path) -> anyhow::Result<(Vec<(usize, T)>, Vec<BadRow>)> {
+/// Parsed rows with their line numbers, and the rows that did not parse.
+type Rows<T> = (Vec<(usize, T)>, Vec<BadRow>);
+
+fn read_rows<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Rows<T>> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())

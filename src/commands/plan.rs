@@ -2,6 +2,7 @@
 //! the tick uses, so an admin sees beforehand what a moved event or a daylight-saving
 //! change does.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::process::ExitCode;
 
@@ -35,8 +36,8 @@ pub fn run(ctx: &Ctx, next: &str) -> anyhow::Result<ExitCode> {
     decisions.sort_by_key(|d| (d.due_at, d.event_id, d.user_id, -d.offset_minutes));
     let mut users: HashMap<i64, User> = HashMap::new();
     for d in &decisions {
-        if !users.contains_key(&d.user_id) {
-            users.insert(d.user_id, store.find_user(&d.user_id.to_string())?);
+        if let Entry::Vacant(slot) = users.entry(d.user_id) {
+            slot.insert(store.find_user(&d.user_id.to_string())?);
         }
     }
     let rows: Vec<serde_json::Value> = decisions

@@ -1,6 +1,7 @@
 //! `check-reminders`: the cron tick. Decide due reminders (exactly once, by the database's
 //! unique keys), then deliver the outbox, then record the tick for `status`.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -89,11 +90,11 @@ fn apply(
                 skipped += 1;
                 continue;
             }
-            if !events.contains_key(&d.event_id) {
-                events.insert(d.event_id, store::get_event(tx, d.event_id)?);
+            if let Entry::Vacant(slot) = events.entry(d.event_id) {
+                slot.insert(store::get_event(tx, d.event_id)?);
             }
-            if !users.contains_key(&d.user_id) {
-                users.insert(d.user_id, store::get_user(tx, d.user_id)?);
+            if let Entry::Vacant(slot) = users.entry(d.user_id) {
+                slot.insert(store::get_user(tx, d.user_id)?);
             }
             let (event, user) = (&events[&d.event_id], &users[&d.user_id]);
             if let Some(id) = notices::emit_event_notice(

@@ -132,6 +132,15 @@ pub(crate) fn load_claimed(conn: &Connection, id: i64) -> anyhow::Result<Claimed
     })?)
 }
 
+type OutcomeColumns<'a> = (
+    &'a str,
+    i64,
+    Option<String>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
 /// Record what happened to a claimed delivery; false if the claim was lost meanwhile
 /// (another tick took it over), in which case nothing is written.
 pub(crate) fn record_outcome(
@@ -152,14 +161,8 @@ pub(crate) fn record_outcome(
             claimed_by = NULL, claim_expires_at = NULL, updated_at = ?9
          WHERE id = ?1 AND status = 'sending' AND claimed_by = ?2",
     )?;
-    let (status, attempted, next, error, message_id, response): (
-        &str,
-        i64,
-        Option<String>,
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-    ) = match outcome {
+    // (status, attempts added, next attempt, error, message id, server answer)
+    let (status, attempted, next, error, message_id, response): OutcomeColumns = match outcome {
         DeliveryOutcome::Sent { message_id, response } => (
             "sent",
             1,

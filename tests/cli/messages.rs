@@ -129,7 +129,7 @@ fn times_are_shown_in_the_recipients_zone_across_dst() {
         msgs.iter()
             .filter(|m| m.to.iter().any(|t| t.contains(to)))
             .map(|m| parser.parse(&m.data).unwrap().body_text(0).unwrap().into_owned())
-            .find(|t| t.contains("30"))
+            .find(|t| t.contains("commence dans") || t.contains("starts in"))
             .unwrap_or_else(|| panic!("a reminder for {to}"))
     };
     let fr = reminder_text("ana@");

@@ -6,7 +6,7 @@ use crate::support::{Env, SmtpPolicy, SmtpServer};
 fn status_max_age_exit_codes() {
     let mut env = Env::new();
     env.at("2030-03-10T09:00:00Z");
-    let err = env.fails(&["status", "--max-age", "5m"], 3);
+    let (_, err) = env.exits(&["status", "--max-age", "5m"], 3);
     assert!(err.contains("no successful tick"), "{err}");
     env.tick();
     env.at("2030-03-10T09:04:00Z");
@@ -15,8 +15,9 @@ fn status_max_age_exit_codes() {
     assert_eq!(v["healthy"], true);
     assert_eq!(v["last_success_age_seconds"], 240);
     env.at("2030-03-10T09:06:00Z");
-    let err = env.fails(&["status", "--max-age", "5m"], 3);
+    let (out, err) = env.exits(&["status", "--max-age", "5m"], 3);
     assert!(err.contains("last successful tick was 6m ago"), "{err}");
+    assert!(out.contains("health:           PROBLEM"), "{out}");
     // Without --max-age the age alone is no problem.
     env.ok(&["status"]);
     env.fails(&["status", "--max-age", "soon"], 2);
@@ -39,17 +40,11 @@ fn prune_removes_old_finished_rows_only() {
         ]);
     }
     env.tick();
-    env.ok(&["mark-read", "1", "2"]);
-    // Note 3 stays unread; note 4's email is made to wait (pending) although it is read.
-    env.sql()
-        .execute(
-            "UPDATE deliveries SET status = 'pending' WHERE notification_id = 4",
-            [],
-        )
-        .unwrap();
-    env.ok(&["mark-read", "4"]);
+    env.ok(&["mark-read", "1", "2", "4"]);
     env.at("2030-03-01T09:00:00Z");
     env.tick();
+    // Note 3 stays unread; note 4 is read but its email waits for a retry.
+    env.sql().execute("UPDATE deliveries SET status = 'failed', next_attempt_at = '2030-03-02T00:00:00Z' WHERE notification_id = 4", []).unwrap();
     let dry = env.json(&["prune", "--older-than", "30d", "--dry-run"]);
     assert_eq!(dry["removed"]["notifications"], 2, "{dry}");
     let before = env.dump();
@@ -64,13 +59,10 @@ fn prune_removes_old_finished_rows_only() {
         .iter()
         .map(|n| n["title"].as_str().unwrap().to_string())
         .collect();
-    assert!(
-        !left.contains(&"old 1".to_string()) && !left.contains(&"old 2".to_string()),
-        "{left:?}"
-    );
-    assert!(
-        left.contains(&"old 3".to_string()) && left.contains(&"old 4".to_string()),
-        "{left:?}"
+    assert_eq!(
+        left,
+        vec!["old 3", "old 2"],
+        "old 0 and old 1 pruned; unread and waiting kept"
     );
     assert_eq!(
         env.json(&["deliveries", "--status", "pending"])
@@ -187,8 +179,12 @@ fn config_check_tests_the_smtp_login_without_sending() {
     let mut wrong = Env::new();
     wrong.config(&std::fs::read_to_string(env.config.as_ref().unwrap()).unwrap());
     wrong.env("PW", "wrong");
-    let err = wrong.fails(&["config", "check"], 3);
-    assert!(err.contains("config check failed: email"), "{err}");
+    let (out, err) = wrong.exits(&["config", "check"], 3);
+    assert!(
+        err.contains("config check failed: email") && err.contains("535"),
+        "{err}"
+    );
+    assert!(out.contains("FAIL  email"), "{out}");
     let shown = env.ok(&["config", "show"]);
     assert!(
         shown.contains("password_env = \"PW\"") && shown.contains("PW: set"),
@@ -223,7 +219,7 @@ fn completions_and_man_page_come_from_the_cli() {
 #[test]
 fn a_database_locked_by_another_writer_fails_clearly_and_changes_nothing() {
     let mut env = Env::new();
-    env.config("[database]\nbusy_timeout = \"300ms\"\n");
+    env.config("[database]\nbusy_timeout = \"1s\"\n");
     env.user("ana@example.org", &[]);
     let before = env.dump();
     let conn = env.sql();

@@ -74,7 +74,7 @@ fn permanent_failure_is_dead_at_once_and_listed() {
     assert_eq!(dead.as_array().unwrap().len(), 1);
     assert!(dead[0]["last_error"].as_str().unwrap().contains("550"));
     // status flags it, with exit 3.
-    let err = env.fails(&["status"], 3);
+    let (_, err) = env.exits(&["status"], 3);
     assert!(err.contains("1 dead deliveries"), "{err}");
     // An admin fixes the cause and re-queues.
     server.set_policy(SmtpPolicy::default());
@@ -279,7 +279,7 @@ fn max_runtime_stops_claiming_and_gives_work_back() {
     }
     let s = env.json(&["check-reminders", "--max-runtime", "1s"]);
     let sent = s["sent"].as_i64().unwrap();
-    assert!(sent >= 1 && sent < 6, "{s}");
+    assert!((1..6).contains(&sent), "{s}");
     assert_eq!(s["pending"].as_i64().unwrap(), 6 - sent);
     assert_eq!(
         env.json(&["deliveries", "--status", "sending"])

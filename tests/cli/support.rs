@@ -119,6 +119,18 @@ impl Env {
         String::from_utf8(out.stdout).expect("utf-8 stdout")
     }
 
+    /// Run and require exit `code` (a report may be on stdout); returns (stdout, stderr).
+    pub fn exits(&self, args: &[&str], code: i32) -> (String, String) {
+        let out = self.run(args);
+        let (o, e) = (stdout_of(&out), stderr_of(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "notifyctl {args:?} should exit {code}:\nstdout: {o}\nstderr: {e}"
+        );
+        (o, e)
+    }
+
     /// Run with --json and parse stdout.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
@@ -428,9 +440,17 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<SmtpState>>) {
         attempt: 0,
     };
     let mut session = builder.build(stream.peer_addr().unwrap().ip(), handler);
-    let mut writer = stream.try_clone().unwrap();
+    // Answers go out in one write each: small writes plus delayed ACKs would add
+    // 40 ms stalls per command and make the server, not the client, the bottleneck.
+    stream.set_nodelay(true).ok();
+    let mut writer = std::io::BufWriter::new(stream.try_clone().unwrap());
     let mut reader = BufReader::new(stream);
-    if session.greeting().write_to(&mut writer).is_err() {
+    if session
+        .greeting()
+        .write_to(&mut writer)
+        .and_then(|_| writer.flush())
+        .is_err()
+    {
         return;
     }
     let mut line = Vec::new();
@@ -442,12 +462,12 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<SmtpState>>) {
         }
         let res = session.process(&line);
         if *drop_now.lock().unwrap() {
-            let _ = writer.shutdown(std::net::Shutdown::Both);
+            let _ = writer.get_ref().shutdown(std::net::Shutdown::Both);
             return;
         }
         match res.action {
             Action::Reply => {
-                if res.write_to(&mut writer).is_err() {
+                if res.write_to(&mut writer).and_then(|_| writer.flush()).is_err() {
                     return;
                 }
             }
@@ -501,8 +521,7 @@ impl HttpServer {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
         thread::spawn(move || {
-            let mut i = 0usize;
-            for mut req in server.incoming_requests() {
+            for (i, mut req) in server.incoming_requests().enumerate() {
                 let mut body = String::new();
                 let _ = req.as_reader().read_to_string(&mut body);
                 seen.lock().unwrap().push(HttpRequest {
@@ -516,7 +535,6 @@ impl HttpServer {
                     body,
                 });
                 let (status, text, delay) = answers[i.min(answers.len() - 1)].clone();
-                i += 1;
                 thread::spawn(move || {
                     thread::sleep(delay);
                     let resp = tiny_http::Response::from_string(text)
