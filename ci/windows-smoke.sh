@@ -60,7 +60,7 @@ else
   crate=$root
 fi
 (cd "$crate" && cargo build --release --target "$target") || die "cross-build failed"
-exe=$crate/target/$target/release/notifyctl.exe
+exe=${CARGO_TARGET_DIR:-$crate/target}/$target/release/notifyctl.exe
 [ -f "$exe" ] || die "no $exe after build"
 cp "$exe" "$run/"   # copy: keep the shim out of target/ (it must never ship)
 lap "built"
