@@ -44,8 +44,8 @@ pub fn due_decisions(ctx: &Ctx, store: &Store) -> anyhow::Result<(Vec<Decision>,
     let offsets = ctx.config.offsets_minutes();
     let max_offset = offsets.iter().copied().max().unwrap_or(0);
     let lookback = match store.last_tick()? {
-        Some(t) if t.started_at < now => (now - t.started_at).min(MAX_LOOKBACK),
-        _ => TimeDelta::days(1),
+        Some(t) => (now - t.started_at).clamp(TimeDelta::minutes(1), MAX_LOOKBACK),
+        None => TimeDelta::days(1),
     };
     let (candidates, broken) =
         store.reminder_candidates(now - lookback, now + TimeDelta::minutes(max_offset))?;

@@ -95,6 +95,10 @@ impl Store {
         };
         store
             .configure(mode)
+            .map_err(|e| match e.downcast::<rusqlite::Error>() {
+                Ok(sqlite) => busy_hint(sqlite, path),
+                Err(other) => other,
+            })
             .with_context(|| format!("opening database {}", path.display()))?;
         Ok(store)
     }
@@ -182,9 +186,17 @@ fn busy_hint(e: rusqlite::Error, path: &Path) -> anyhow::Error {
             "database {} is locked by another process for longer than the busy timeout ([database] busy_timeout); nothing was changed, try again",
             path.display()
         ))
-    } else if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
+    } else if matches!(
+        e.sqlite_error_code(),
+        Some(
+            rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::PermissionDenied
+        )
+    ) {
+        // SQLite needs to write the file and, for its -wal/-shm files, the directory.
         anyhow::Error::new(e).context(format!(
-            "database {} is read-only: check the file's and its directory's permissions",
+            "database {} is read-only for this user: check the permissions of the file and its directory; nothing was changed",
             path.display()
         ))
     } else {

@@ -68,7 +68,7 @@ impl Env {
     /// Use an SMTP server on 127.0.0.1 for email, with no TLS.
     pub fn smtp(&mut self, server: &SmtpServer, extra: &str) -> &mut Env {
         self.config(&format!(
-            "[email]\ntransport = \"smtp\"\nbackoff_base = \"1m\"\n{extra}\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"5s\"\n",
+            "[email]\ntransport = \"smtp\"\n{extra}\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"5s\"\n",
             server.port
         ))
     }

@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""notifyctl benchmarks: wall time and peak memory of the commands users run.
+
+Builds databases of N events (two participants each, spread over 60 days) and prints a
+table with the median of several runs of:
+  - an idle tick (nothing due) at each N;
+  - a busy tick with 10,000 due reminders delivered to an SMTP server on 127.0.0.1
+    (smtp-sink from Debian's postfix package: it accepts and discards mail faster than
+    notifyctl sends it, so the figure is notifyctl's);
+  - `list --limit 20` and `unread-count` for a user with 100,000 notifications;
+  - `event add` with the double-booking check for a participant with 10,000 events.
+
+Usage: python3 bench/bench.py [--sizes 10000,100000,1000000] [--runs 5] [--quick]
+Needs: cargo (builds target/release/notifyctl), python3; installs postfix for smtp-sink
+with apt-get when it is missing (root). Figures are process wall times as a user sees
+them (process start, opening the database, the work, exit) and peak RSS from wait4().
+"""
+
+import argparse
+import os
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "notifyctl")
+T0 = 1_900_000_000  # 2030-03-17T17:46:40Z: events start from here
+NOW = "2030-03-20T12:00:00Z"
+
+
+def iso(ts):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def run(args, env, check=True):
+    """Run notifyctl; return (wall seconds, peak RSS in MiB, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([BIN] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if check and code != 0:
+        sys.exit(f"notifyctl {' '.join(args)} failed ({code}): {err.decode()}")
+    return wall, usage.ru_maxrss / 1024.0, out.decode()
+
+
+def median_run(args, env, runs):
+    results = [run(args, env) for _ in range(runs)]
+    return statistics.median(r[0] for r in results), statistics.median(r[1] for r in results), results[-1][2]
+
+
+def base_env(db, config=None, now=NOW):
+    env = {"PATH": os.environ.get("PATH", ""), "NOTIFYCTL_DB": db, "NOTIFYCTL_NOW": now}
+    if config:
+        env["NOTIFYCTL_CONFIG"] = config
+    return env
+
+
+def make_db(path, events, users=2000):
+    """Users and `events` events with two participants each, over 60 days, by SQL."""
+    run(["init"], base_env(path))
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA synchronous = OFF")
+    created = iso(T0 - 86400 * 10)
+    conn.executemany(
+        "INSERT INTO users (email, name, timezone, locale, created_at) VALUES (?, ?, 'Europe/Paris', 'fr', ?)",
+        ((f"user{i}@example.org", f"User {i}", created) for i in range(users)),
+    )
+    span = 60 * 86400
+    step = span / max(events, 1)
+    conn.executemany(
+        "INSERT INTO events (id, title, starts_at, ends_at, timezone, status, sequence, armed_at, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, 'Europe/Paris', 'scheduled', 0, ?, ?, ?)",
+        (
+            (i + 1, f"Session {i}", iso(T0 + int(i * step)), iso(T0 + int(i * step) + 1800), created, created, created)
+            for i in range(events)
+        ),
+    )
+    conn.executemany(
+        "INSERT INTO participants (event_id, user_id, role, added_at) VALUES (?, ?, 'participant', ?)",
+        ((i + 1, (2 * i) % users + 1 + k, created) for i in range(events) for k in (0, 1)),
+    )
+    conn.commit()
+    conn.execute("ANALYZE")
+    conn.close()
+
+
+def write_config(dir_, body):
+    path = os.path.join(dir_, "config.toml")
+    with open(path, "w") as f:
+        f.write(body)
+    return path
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_smtp_sink():
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not os.path.exists(sink):
+        print("installing postfix for smtp-sink ...", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "postfix"],
+            check=True,
+            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+            stdout=subprocess.DEVNULL,
+        )
+        sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    port = free_port()
+    args = [sink]
+    if os.geteuid() == 0:
+        args += ["-u", "nobody"]
+    proc = subprocess.Popen(args + [f"127.0.0.1:{port}", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    sys.exit("smtp-sink did not start")
+
+
+def bench_idle(tmp, n, runs, rows):
+    db = os.path.join(tmp, f"idle-{n}.db")
+    t = time.perf_counter()
+    make_db(db, n)
+    build = time.perf_counter() - t
+    config = write_config(tmp, '[email]\ntransport = "none"\n')
+    env = base_env(db, config)
+    run(["check-reminders"], env)  # decide what is due in the window once
+    wall, rss, _ = median_run(["check-reminders"], env, runs)
+    rows.append((f"idle tick, {n:,} events", f"{wall * 1000:.1f} ms", f"{rss:.1f} MiB", f"db built in {build:.0f}s"))
+    return db
+
+
+def bench_busy(tmp, runs, rows):
+    """10,000 due reminders: 5,000 events starting 30 minutes after NOW, 2 participants."""
+    sink, port = start_smtp_sink()
+    try:
+        walls, rsses, rates = [], [], []
+        for r in range(runs):
+            db = os.path.join(tmp, f"busy-{r}.db")
+            make_db(db, 0, users=10_000)
+            conn = sqlite3.connect(db)
+            start = "2030-03-20T12:30:00Z"  # NOW + 30 minutes: the 30-minute reminders are due
+            created = "2030-03-01T00:00:00Z"
+            conn.executemany(
+                "INSERT INTO events (id, title, starts_at, ends_at, status, sequence, armed_at, created_at, updated_at)"
+                " VALUES (?, ?, ?, '2030-03-20T13:30:00Z', 'scheduled', 0, ?, ?, ?)",
+                ((i + 1, f"Session {i}", start, created, created, created) for i in range(5000)),
+            )
+            conn.executemany(
+                "INSERT INTO participants (event_id, user_id, role, added_at) VALUES (?, ?, 'participant', ?)",
+                ((i + 1, 2 * i + 1 + k, created) for i in range(5000) for k in (0, 1)),
+            )
+            conn.commit()
+            conn.close()
+            config = write_config(
+                tmp,
+                f'[tick]\nmax_runtime = "10m"\n[email]\ntransport = "smtp"\n'
+                f'[email.smtp]\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\n',
+            )
+            wall, rss, out = run(["--json", "check-reminders"], base_env(db, config))
+            import json
+
+            summary = json.loads(out)
+            if summary["created"] != 10_000 or summary["sent"] != 10_000:
+                sys.exit(f"busy tick did not send everything: {summary}")
+            walls.append(wall)
+            rsses.append(rss)
+            rates.append(summary["sent"] / wall)
+        rows.append(
+            (
+                "busy tick, 10,000 due reminders → smtp-sink",
+                f"{statistics.median(walls):.2f} s",
+                f"{statistics.median(rsses):.1f} MiB",
+                f"{statistics.median(rates):,.0f} emails/s (reminders created and sent)",
+            )
+        )
+    finally:
+        sink.terminate()
+
+
+def bench_inbox(tmp, runs, rows):
+    db = os.path.join(tmp, "inbox.db")
+    make_db(db, 0, users=2)
+    conn = sqlite3.connect(db)
+    conn.executemany(
+        "INSERT INTO notifications (user_id, kind, title, body, created_at, read_at) VALUES (1, 'custom', ?, 'body', ?, ?)",
+        (
+            (f"Note {i}", iso(T0 + i), None if i % 3 else iso(T0 + i + 60))
+            for i in range(100_000)
+        ),
+    )
+    conn.commit()
+    conn.close()
+    env = base_env(db)
+    wall, rss, out = median_run(["--json", "list", "--user", "1", "--limit", "20"], env, runs)
+    rows.append(("list --limit 20, 100,000 notifications", f"{wall * 1000:.1f} ms", f"{rss:.1f} MiB", "process wall time"))
+    wall, rss, out = median_run(["--json", "unread-count", "--user", "user0@example.org"], env, runs)
+    rows.append(("unread-count, 100,000 notifications", f"{wall * 1000:.1f} ms", f"{rss:.1f} MiB", out.strip().replace("\n", " ")))
+    # The query alone, as a web app reading the documented schema would run it.
+    conn = sqlite3.connect(db)
+    for label, sql in [
+        ("list query alone", "SELECT * FROM notifications WHERE user_id = 1 ORDER BY id DESC LIMIT 20"),
+        ("unread-count query alone", "SELECT count(*) FROM notifications WHERE user_id = 1 AND read_at IS NULL"),
+    ]:
+        times = []
+        for _ in range(max(runs, 20)):
+            t = time.perf_counter()
+            conn.execute(sql).fetchall()
+            times.append(time.perf_counter() - t)
+        rows.append((label, f"{statistics.median(times) * 1000:.2f} ms", "-", "python sqlite3, same file"))
+    conn.close()
+
+
+def bench_event_add(tmp, runs, rows):
+    db = os.path.join(tmp, "booking.db")
+    make_db(db, 0, users=2)
+    conn = sqlite3.connect(db)
+    created = "2030-03-01T00:00:00Z"
+    conn.executemany(
+        "INSERT INTO events (id, title, starts_at, ends_at, status, sequence, armed_at, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, 'scheduled', 0, ?, ?, ?)",
+        ((i + 1, f"E{i}", iso(T0 + i * 7200), iso(T0 + i * 7200 + 3600), created, created, created) for i in range(10_000)),
+    )
+    conn.executemany(
+        "INSERT INTO participants (event_id, user_id, role, added_at) VALUES (?, 1, 'participant', ?)",
+        ((i + 1, created) for i in range(10_000)),
+    )
+    conn.commit()
+    conn.close()
+    config = write_config(tmp, '[email]\ntransport = "none"\n[video]\nprovider = "none"\n')
+    env = base_env(db, config)
+    walls, rsses = [], []
+    for r in range(runs):
+        # A free slot (in the gap after event 5000) and a taken one.
+        start = iso(T0 + 5000 * 7200 + 3600 + r * 60)
+        wall, rss, _ = run(["event", "add", "--title", "new", "--start", start, "--duration", "1m", "--participant", "1"], env)
+        walls.append(wall)
+        rsses.append(rss)
+    rows.append(("event add + overlap check, 10,000 events", f"{statistics.median(walls) * 1000:.1f} ms", f"{statistics.median(rsses):.1f} MiB", "free slot, accepted"))
+    walls = []
+    for r in range(runs):
+        start = iso(T0 + 5000 * 7200 + 600)
+        t = time.perf_counter()
+        _, _, _ = run(["event", "add", "--title", "clash", "--start", start, "--participant", "1"], env, check=False)
+        walls.append(time.perf_counter() - t)
+    rows.append(("event add refused (overlap), 10,000 events", f"{statistics.median(walls) * 1000:.1f} ms", "-", "taken slot, refused"))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="sizes 10000 only, 3 runs")
+    args = ap.parse_args()
+    sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    runs = 3 if args.quick else args.runs
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            bench_idle(tmp, n, runs, rows)
+        bench_inbox(tmp, runs, rows)
+        bench_event_add(tmp, runs, rows)
+        bench_busy(tmp, runs if not args.quick else 1, rows)
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"\nnotifyctl benchmarks — median of {runs} runs — {os.cpu_count()} cores, {cpu}\n")
+    print("| what | wall time | peak RSS | notes |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+//! The guarantees under load and faults: many ticks at once, ticks killed at random
+//! moments, SMTP servers that misbehave, a locked or read-only database.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::{Env, SmtpPolicy, SmtpServer};
+
+/// `n` custom notices for one user, queued directly as an app would, all due now.
+fn queue(env: &Env, n: usize) {
+    let conn = env.sql();
+    conn.execute_batch("BEGIN").unwrap();
+    for i in 0..n {
+        conn.execute(
+            "INSERT INTO notifications (user_id, kind, title, body, created_at) VALUES (1, 'custom', ?1, 'b', '2030-03-10T09:00:00Z')",
+            [format!("bulk {i}")],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO deliveries (notification_id, channel, next_attempt_at, created_at, updated_at)
+             VALUES (last_insert_rowid(), 'email', '2030-03-10T09:00:00Z', '2030-03-10T09:00:00Z', '2030-03-10T09:00:00Z')",
+            [],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+fn smtp_env(server: &SmtpServer) -> Env {
+    let mut env = Env::new();
+    env.smtp(
+        server,
+        "max_attempts = 50\nbackoff_base = \"1s\"\nbackoff_max = \"1s\"",
+    );
+    env.at("2030-03-10T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    env
+}
+
+/// Every notice arrived, by Message-ID; returns how many arrived more than once.
+fn all_arrived_once(server: &SmtpServer, total: usize) -> usize {
+    let msgs = server.wait_for(total);
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    for m in &msgs {
+        *by_id.entry(m.message_id()).or_default() += 1;
+    }
+    assert_eq!(
+        by_id.len(),
+        total,
+        "every email arrived ({} of {total})",
+        by_id.len()
+    );
+    by_id.values().filter(|&&c| c > 1).count()
+}
+
+/// Tick, moving the clock on, until nothing waits.
+fn drain(env: &mut Env, mut minute: u32) {
+    for _ in 0..40 {
+        env.at(&format!(
+            "2030-03-10T{:02}:{:02}:00Z",
+            9 + minute / 60,
+            minute % 60
+        ));
+        if env.tick()["pending"] == 0 {
+            return;
+        }
+        minute += 3;
+    }
+    panic!("the outbox never drained");
+}
+
+#[test]
+fn sixteen_ticks_started_together_send_everything_once() {
+    let server = SmtpServer::start();
+    let env = smtp_env(&server);
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Call",
+        "--start",
+        "2030-03-10T09:30:00Z",
+        "--participant",
+        "1",
+    ]);
+    queue(&env, 200);
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            env.std_cmd()
+                .args(["--json", "check-reminders"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut created = 0;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        created += serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["created"]
+            .as_i64()
+            .unwrap();
+    }
+    assert_eq!(created, 1, "the reminder was created by exactly one tick");
+    assert_eq!(all_arrived_once(&server, 202), 0, "no duplicates");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.messages().len(), 202);
+}
+
+#[test]
+fn ticks_killed_at_random_moments_lose_nothing() {
+    let server = SmtpServer::with(SmtpPolicy {
+        delay: Duration::from_millis(2),
+        ..Default::default()
+    });
+    let mut env = smtp_env(&server);
+    let total = 400;
+    queue(&env, total);
+    let mut kills = 0;
+    // A cheap deterministic "random": kill after 15..95 ms, varying each round.
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    for round in 0..60u32 {
+        env.at(&format!(
+            "2030-03-10T{:02}:{:02}:00Z",
+            9 + (round * 3) / 60,
+            (round * 3) % 60
+        ));
+        let mut child = env
+            .std_cmd()
+            .arg("check-reminders")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(15 + seed % 80));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        if server.messages().len() >= total
+            && env
+                .json(&["deliveries", "--status", "sent", "--limit", "1000"])
+                .as_array()
+                .unwrap()
+                .len()
+                == total
+        {
+            break;
+        }
+    }
+    assert!(kills >= 2, "the test killed ticks mid-batch ({kills})");
+    drain(&mut env, 200);
+    let dups = all_arrived_once(&server, total);
+    // Only a kill between the server's acceptance and the commit can duplicate.
+    assert!(dups <= kills, "{dups} duplicates for {kills} kills");
+    eprintln!("killed {kills} ticks; {dups} duplicate emails (a kill between acceptance and commit)");
+}
+
+#[test]
+fn a_slow_server_is_waited_for() {
+    let server = SmtpServer::with(SmtpPolicy {
+        delay: Duration::from_millis(400),
+        ..Default::default()
+    });
+    let env = smtp_env(&server);
+    queue(&env, 3);
+    let s = env.tick();
+    assert_eq!(s["sent"], 3);
+    assert_eq!(all_arrived_once(&server, 3), 0);
+}
+
+#[test]
+fn a_connection_dropped_mid_message_is_retried_without_loss() {
+    let server = SmtpServer::with(SmtpPolicy {
+        drop_every: 4,
+        ..Default::default()
+    });
+    let mut env = smtp_env(&server);
+    queue(&env, 20);
+    let s = env.tick();
+    assert!(s["failed"].as_i64().unwrap() >= 1, "{s}");
+    drain(&mut env, 1);
+    assert_eq!(all_arrived_once(&server, 20), 0);
+}
+
+#[test]
+fn a_server_failing_every_third_message_delivers_all_once() {
+    let server = SmtpServer::with(SmtpPolicy {
+        temp_fail_every: 3,
+        ..Default::default()
+    });
+    let mut env = smtp_env(&server);
+    queue(&env, 30);
+    let s = env.tick();
+    assert!(s["failed"].as_i64().unwrap() >= 9, "{s}");
+    drain(&mut env, 1);
+    assert_eq!(all_arrived_once(&server, 30), 0);
+}
+
+#[test]
+fn a_tick_on_a_database_locked_past_the_busy_timeout_fails_cleanly() {
+    let server = SmtpServer::start();
+    let mut env = smtp_env(&server);
+    let cfg = std::fs::read_to_string(env.config.as_ref().unwrap()).unwrap();
+    env.config(&format!("[database]\nbusy_timeout = \"1s\"\n{cfg}"));
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Call",
+        "--start",
+        "2030-03-10T09:30:00Z",
+        "--participant",
+        "1",
+    ]);
+    let before = env.dump();
+    let lock = env.sql();
+    lock.execute_batch("BEGIN IMMEDIATE; UPDATE users SET name = name;")
+        .unwrap();
+    let err = env.fails(&["check-reminders"], 4);
+    assert!(err.contains("locked by another process"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    lock.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(env.dump(), before, "nothing half-written");
+    let s = env.tick();
+    assert_eq!(s["created"], 1);
+    assert_eq!(s["sent"], 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_database_is_refused_clearly() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.user("ana@example.org", &[]);
+    let before = env.dump();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&env.db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    // Root ignores permission bits: run the binary as `nobody` then.
+    let mut cmd = if unsafe_is_root() {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(assert_cmd::cargo::cargo_bin("notifyctl"));
+        c
+    } else {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("notifyctl"))
+    };
+    let out = cmd
+        .env("NOTIFYCTL_DB", &env.db)
+        .args(["user", "add", "--email", "bob@example.com", "--name", "Bob"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(err.contains("read-only") || err.contains("permission"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(env.dump(), before);
+}
+
+fn unsafe_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false)
+}
+
+#[test]
+fn rows_written_by_an_app_with_broken_values_are_reported_and_skipped() {
+    let server = SmtpServer::start();
+    let env = smtp_env(&server);
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Good",
+        "--start",
+        "2030-03-10T09:30:00Z",
+        "--participant",
+        "1",
+    ]);
+    env.user("bob@example.com", &[]);
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Bad",
+        "--start",
+        "2030-03-10T09:20:00Z",
+        "--participant",
+        "2",
+    ]);
+    queue(&env, 2);
+    let conn = env.sql();
+    // A participant row with a broken instant, and a notification with a broken one.
+    conn.execute(
+        "UPDATE participants SET added_at = 'not a time' WHERE user_id = 2",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE notifications SET created_at = '??' WHERE title = 'bulk 0'",
+        [],
+    )
+    .unwrap();
+    let out = env.run(&["--json", "check-reminders"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["created"], 1, "the good event's reminder: {s}");
+    assert_eq!(s["broken_rows"].as_array().unwrap().len(), 1);
+    assert_eq!(s["dead"], 1, "the unreadable delivery is set aside");
+    let dead = env.json(&["deliveries", "--status", "dead"]);
+    assert!(dead.to_string().contains("unreadable row"), "{dead}");
+    // Everything else went out.
+    let ids: HashSet<String> = server.wait_for(4).iter().map(|m| m.message_id()).collect();
+    assert_eq!(ids.len(), 4, "assigned x2, reminder, bulk 1");
+}
