@@ -120,7 +120,8 @@ impl<'a> Outbox<'a> {
             let now = self.ctx.now();
             let claim_until = now + cfg.tick.claim_timeout.0;
             let key = self.tick_key.clone();
-            let ids = store.write(|tx| store::claim_due(tx, &key, now, claim_until, cfg.tick.batch_size))?;
+            let ids = store
+                .write(|tx| store::claim_due(tx, &key, now, claim_until, cfg.tick.batch_size, &self.down))?;
             if ids.is_empty() {
                 return Ok(());
             }

@@ -81,26 +81,29 @@ fn list_row(r: &Row) -> rusqlite::Result<Delivery> {
 }
 
 /// Claim up to `limit` due deliveries for `tick`: pending or failed ones whose time has
-/// come, and ones whose claim expired because their tick died.
+/// come, and ones whose claim expired because their tick died. Channels in `skip` (found
+/// unreachable by this tick) are left for the next tick.
 pub(crate) fn claim_due(
     conn: &Connection,
     tick: &str,
     now: DateTime<Utc>,
     claim_until: DateTime<Utc>,
     limit: u32,
+    skip: &[String],
 ) -> anyhow::Result<Vec<i64>> {
     let mut stmt = conn.prepare_cached(
         "UPDATE deliveries SET status = 'sending', claimed_by = ?1, claim_expires_at = ?2, updated_at = ?3
          WHERE id IN (
             SELECT id FROM (
-                SELECT id FROM deliveries WHERE status IN ('pending', 'failed') AND next_attempt_at <= ?3
+                SELECT id, channel FROM deliveries WHERE status IN ('pending', 'failed') AND next_attempt_at <= ?3
                 UNION ALL
-                SELECT id FROM deliveries WHERE status = 'sending' AND claim_expires_at <= ?3
-            ) LIMIT ?4)
+                SELECT id, channel FROM deliveries WHERE status = 'sending' AND claim_expires_at <= ?3
+            ) WHERE instr(?5, ',' || channel || ',') = 0 LIMIT ?4)
          RETURNING id",
     )?;
+    let skip = format!(",{},", skip.join(","));
     let mut ids: Vec<i64> = stmt
-        .query_map(params![tick, ts(claim_until), ts(now), limit], |r| r.get(0))?
+        .query_map(params![tick, ts(claim_until), ts(now), limit, skip], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     ids.sort_unstable();
     Ok(ids)

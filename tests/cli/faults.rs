@@ -183,8 +183,16 @@ fn a_connection_dropped_mid_message_is_retried_without_loss() {
     });
     let mut env = smtp_env(&server);
     queue(&env, 20);
+    let started = std::time::Instant::now();
     let s = env.tick();
     assert!(s["failed"].as_i64().unwrap() >= 1, "{s}");
+    assert_eq!(s["sent"], 3, "sent until the drop, then the rest waits: {s}");
+    // Regression: the given-back deliveries were re-claimed in a loop until max runtime.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "tick took {:?}",
+        started.elapsed()
+    );
     drain(&mut env, 1);
     assert_eq!(all_arrived_once(&server, 20), 0);
 }

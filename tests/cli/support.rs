@@ -286,12 +286,16 @@ struct SmtpState {
     connections: usize,
 }
 
+/// The mailin session handles the protocol; the decision on each message is taken in the
+/// connection loop (see `serve_connection`), because mailin stays in its DATA state after
+/// an error answer to the final dot and would then swallow the client's next command.
 #[derive(Clone)]
 struct SmtpHandler {
     state: Arc<Mutex<SmtpState>>,
     to: Vec<String>,
     data: Vec<u8>,
     drop_now: Arc<Mutex<bool>>,
+    ended: Arc<Mutex<Option<(usize, Received)>>>,
     attempt: usize,
 }
 
@@ -315,23 +319,12 @@ impl Handler for SmtpHandler {
     }
 
     fn data_end(&mut self) -> Response {
-        let p = self.state.lock().unwrap().policy.clone();
-        if !p.delay.is_zero() {
-            thread::sleep(p.delay);
-        }
-        if p.reject_all {
-            return Response::custom(550, "5.1.1 Mailbox unavailable".into());
-        }
-        if self.attempt <= p.temp_fail_first
-            || (p.temp_fail_every > 0 && self.attempt % p.temp_fail_every == 0)
-        {
-            return Response::custom(451, "4.3.0 Try again later".into());
-        }
-        self.state.lock().unwrap().accepted.push(Received {
+        let received = Received {
             to: self.to.clone(),
             data: self.data.clone(),
-        });
-        Response::custom(250, format!("2.0.0 Ok: queued as test-{}", self.attempt))
+        };
+        *self.ended.lock().unwrap() = Some((self.attempt, received));
+        mailin::response::OK
     }
 
     fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> Response {
@@ -341,6 +334,22 @@ impl Handler for SmtpHandler {
     fn auth_login(&mut self, user: &str, password: &str) -> Response {
         self.check_auth(user, password)
     }
+}
+
+/// The answer to a complete message, by the policy; accepted ones are recorded.
+fn decide(state: &Arc<Mutex<SmtpState>>, attempt: usize, received: Received) -> Response {
+    let p = state.lock().unwrap().policy.clone();
+    if !p.delay.is_zero() {
+        thread::sleep(p.delay);
+    }
+    if p.reject_all {
+        return Response::custom(550, "5.1.1 Mailbox unavailable".into());
+    }
+    if attempt <= p.temp_fail_first || (p.temp_fail_every > 0 && attempt % p.temp_fail_every == 0) {
+        return Response::custom(451, "4.3.0 Try again later".into());
+    }
+    state.lock().unwrap().accepted.push(received);
+    Response::custom(250, format!("2.0.0 Ok: queued as test-{attempt}"))
 }
 
 impl SmtpHandler {
@@ -432,11 +441,13 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<SmtpState>>) {
         builder.insecure_enable_plaintext_auth();
     }
     let drop_now = Arc::new(Mutex::new(false));
+    let ended = Arc::new(Mutex::new(None));
     let handler = SmtpHandler {
-        state,
+        state: state.clone(),
         to: Vec::new(),
         data: Vec::new(),
         drop_now: drop_now.clone(),
+        ended: ended.clone(),
         attempt: 0,
     };
     let mut session = builder.build(stream.peer_addr().unwrap().ip(), handler);
@@ -460,7 +471,10 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<SmtpState>>) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        let res = session.process(&line);
+        let mut res = session.process(&line);
+        if let Some((attempt, received)) = ended.lock().unwrap().take() {
+            res = decide(&state, attempt, received);
+        }
         if *drop_now.lock().unwrap() {
             let _ = writer.get_ref().shutdown(std::net::Shutdown::Both);
             return;
