@@ -1,8 +1,8 @@
 //! Email: building the message (multipart text + HTML, an .ics invitation, a stable
 //! Message-ID) and the transports (SMTP, sendmail, a directory of .eml files, stdout).
 //!
-//! One SMTP connection serves the whole tick (lettre's pool, size one), so a batch of
-//! thousands of reminders is not thousands of TLS handshakes.
+//! One SMTP connection serves the whole tick (`smtp.rs`), so a batch of thousands of
+//! reminders is not thousands of TLS handshakes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,14 +11,11 @@ use std::time::SystemTime;
 use anyhow::Context;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Message, SendmailTransport, SmtpTransport, Transport as _};
+use lettre::{Message, SendmailTransport, Transport as _};
 
+use super::smtp::SmtpSession;
 use super::{Outgoing, SendError, Sender, Sent};
-use crate::config::{EmailConfig, SmtpConfig, TlsMode, Transport};
+use crate::config::{EmailConfig, Transport};
 use crate::error::user_error;
 use crate::messages::{ics, Kind, Rendered};
 use crate::Ctx;
@@ -29,7 +26,7 @@ pub fn parse_mailbox(s: &str) -> Result<Mailbox, String> {
 }
 
 enum Backend {
-    Smtp(Box<SmtpTransport>),
+    Smtp(Box<SmtpSession>),
     Sendmail(SendmailTransport),
     Dir(PathBuf),
     Stdout,
@@ -42,43 +39,13 @@ pub struct EmailSender<'a> {
     domain: String,
 }
 
-/// Build the SMTP transport from the config; the password comes from the environment.
-pub fn smtp_transport(cfg: &SmtpConfig) -> anyhow::Result<SmtpTransport> {
-    let host = cfg.host.trim();
-    let mut builder = match cfg.tls {
-        TlsMode::None => SmtpTransport::builder_dangerous(host),
-        TlsMode::Starttls => SmtpTransport::builder_dangerous(host).tls(Tls::Required(
-            TlsParameters::new(host.into()).with_context(|| format!("TLS settings for {host}"))?,
-        )),
-        TlsMode::Tls => SmtpTransport::builder_dangerous(host).tls(Tls::Wrapper(
-            TlsParameters::new(host.into()).with_context(|| format!("TLS settings for {host}"))?,
-        )),
-    }
-    .port(cfg.port)
-    .timeout(Some(cfg.timeout.std()))
-    .pool_config(PoolConfig::new().max_size(1));
-    if !cfg.hello_name.is_empty() {
-        builder = builder.hello_name(ClientId::Domain(cfg.hello_name.clone()));
-    }
-    if !cfg.username.is_empty() {
-        let password = std::env::var(&cfg.password_env).map_err(|_| {
-            user_error(format!(
-                "environment variable {} is not set: it must hold the SMTP password for user '{}' ([email.smtp] password_env)",
-                cfg.password_env, cfg.username
-            ))
-        })?;
-        builder = builder.credentials(Credentials::new(cfg.username.clone(), password));
-    }
-    Ok(builder.build())
-}
-
 impl<'a> EmailSender<'a> {
     pub fn new(ctx: &'a Ctx) -> anyhow::Result<EmailSender<'a>> {
         let cfg: &EmailConfig = &ctx.config.email;
         let from = parse_mailbox(&cfg.from).map_err(|e| user_error(format!("email.from: {e}")))?;
         let domain = from.email.domain().to_string();
         let backend = match cfg.transport {
-            Transport::Smtp => Backend::Smtp(Box::new(smtp_transport(&cfg.smtp)?)),
+            Transport::Smtp => Backend::Smtp(Box::new(SmtpSession::new(&cfg.smtp)?)),
             Transport::Sendmail => {
                 Backend::Sendmail(SendmailTransport::new_with_command(&cfg.sendmail_command))
             }
@@ -201,8 +168,8 @@ impl Sender for EmailSender<'_> {
         let (message, message_id) = self
             .build(item)
             .map_err(|e| SendError::Temporary(format!("{e:#}")))?;
-        let response = match &self.backend {
-            Backend::Smtp(t) => match t.send(&message) {
+        let response = match &mut self.backend {
+            Backend::Smtp(session) => match session.send(message.envelope(), &message.formatted()) {
                 Ok(r) => {
                     let text: Vec<&str> = r.message().collect();
                     format!("{} {}", r.code(), text.join(" "))

@@ -2,6 +2,7 @@
 //! prepared notice and gets back a sent receipt or a classified failure.
 
 pub mod email;
+pub mod smtp;
 pub mod webhook;
 
 use chrono::{DateTime, Utc};

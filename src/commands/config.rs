@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use crate::channels::email::{create_private_dir, smtp_transport};
+use crate::channels::email::create_private_dir;
+use crate::channels::smtp::SmtpSession;
 use crate::cli::ConfigCmd;
 use crate::config::Transport;
 use crate::error::CheckFailed;
@@ -84,10 +85,15 @@ fn check(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         },
     ));
     let email = match c.email.transport {
-        Transport::Smtp => smtp_transport(&c.email.smtp)
+        Transport::Smtp => SmtpSession::new(&c.email.smtp)
             .map_err(|e| format!("{e:#}"))
-            .and_then(|t| match t.test_connection() {
-                Ok(true) => Ok(format!(
+            .and_then(|session| {
+                session
+                    .check()
+                    .map_err(|e| format!("{}:{}: {e}", c.email.smtp.host, c.email.smtp.port))
+            })
+            .map(|_| {
+                format!(
                     "connected to {}:{}{}",
                     c.email.smtp.host,
                     c.email.smtp.port,
@@ -96,12 +102,7 @@ fn check(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     } else {
                         " and logged in"
                     }
-                )),
-                Ok(false) => Err(format!(
-                    "{}:{} did not answer NOOP",
-                    c.email.smtp.host, c.email.smtp.port
-                )),
-                Err(e) => Err(format!("{}:{}: {e}", c.email.smtp.host, c.email.smtp.port)),
+                )
             }),
         Transport::File => {
             let dir = ctx.outbox_dir();
