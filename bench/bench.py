@@ -11,9 +11,10 @@ table with the median of several runs of:
   - `event add` with the double-booking check for a participant with 10,000 events.
 
 Usage: python3 bench/bench.py [--sizes 10000,100000,1000000] [--runs 5] [--quick]
-Needs: cargo (builds target/release/notifyctl), python3; installs postfix for smtp-sink
-with apt-get when it is missing (root). Figures are process wall times as a user sees
-them (process start, opening the database, the work, exit) and peak RSS from wait4().
+Needs: cargo (builds target/release/notifyctl), python3; installs Debian's postfix (for
+smtp-sink) and time (GNU time, for peak RSS) with apt-get when missing (root). Figures
+are process wall times as a user sees them (process start, opening the database, the
+work, exit) and peak RSS as GNU time reports it.
 """
 
 import argparse
@@ -37,18 +38,33 @@ def iso(ts):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+def ensure_package(path, package):
+    if not os.path.exists(path):
+        print(f"installing {package} ...", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", package],
+            check=True,
+            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+            stdout=subprocess.DEVNULL,
+        )
+
+
 def run(args, env, check=True):
-    """Run notifyctl; return (wall seconds, peak RSS in MiB, stdout)."""
+    """Run notifyctl; return (wall seconds, peak RSS in MiB, stdout).
+
+    Peak RSS comes from GNU time (%M): a process forked from Python would report
+    Python's own RSS as its high-water mark, GNU time's fork is tiny."""
     start = time.perf_counter()
-    proc = subprocess.Popen([BIN] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "NOTIFYCTL_BENCH_RSS_KB=%M", BIN] + args, env=env, capture_output=True
+    )
     wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if check and code != 0:
-        sys.exit(f"notifyctl {' '.join(args)} failed ({code}): {err.decode()}")
-    return wall, usage.ru_maxrss / 1024.0, out.decode()
+    err = proc.stderr.decode()
+    rss_kb = int(err.rsplit("NOTIFYCTL_BENCH_RSS_KB=", 1)[1].split()[0])
+    if check and proc.returncode != 0:
+        sys.exit(f"notifyctl {' '.join(args)} failed ({proc.returncode}): {err}")
+    return wall, rss_kb / 1024.0, proc.stdout.decode()
 
 
 def median_run(args, env, runs):
@@ -108,17 +124,8 @@ def free_port():
 
 
 def start_smtp_sink():
+    ensure_package("/usr/sbin/smtp-sink", "postfix")
     sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-    if not os.path.exists(sink):
-        print("installing postfix for smtp-sink ...", file=sys.stderr)
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "postfix"],
-            check=True,
-            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
-            stdout=subprocess.DEVNULL,
-        )
-        sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
     port = free_port()
     args = [sink]
     if os.geteuid() == 0:
@@ -270,6 +277,7 @@ def main():
     args = ap.parse_args()
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     runs = 3 if args.quick else args.runs
+    ensure_package("/usr/bin/time", "time")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
