@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS notifications (
     offset_minutes INTEGER,             -- reminders only
     event_start    TEXT,                -- the event's start this notice was about
     event_sequence INTEGER,             -- the event's sequence this notice was about
+    previous_start TEXT,                -- rescheduled notices: the start before the move
     title          TEXT NOT NULL,
     body           TEXT NOT NULL,
     created_at     TEXT NOT NULL,

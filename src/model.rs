@@ -86,6 +86,7 @@ pub struct NewNotice {
     pub offset_minutes: Option<i64>,
     pub event_start: Option<DateTime<Utc>>,
     pub event_sequence: Option<i64>,
+    pub previous_start: Option<DateTime<Utc>>,
     pub title: String,
     pub body: String,
     pub channels: Vec<Channel>,

@@ -104,6 +104,7 @@ pub fn emit_event_notice(
             offset_minutes,
             event_start: Some(event.starts_at),
             event_sequence: (kind != Kind::Reminder).then_some(event.sequence),
+            previous_start,
             title: rendered.subject,
             body: rendered.summary,
             channels: channels(ctx, user, true),

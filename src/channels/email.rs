@@ -77,7 +77,7 @@ impl<'a> EmailSender<'a> {
             kind,
             item.event,
             d.offset_minutes,
-            None,
+            d.previous_start,
             (kind == Kind::Custom).then_some((d.title.as_str(), d.body.as_str())),
         );
         let Rendered {

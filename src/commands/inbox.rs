@@ -29,6 +29,7 @@ pub fn send(ctx: &Ctx, user: &str, title: &str, body: &str, no_email: bool) -> a
             offset_minutes: None,
             event_start: None,
             event_sequence: None,
+            previous_start: None,
             title: title.trim().to_string(),
             body: body.to_string(),
             channels: notices::channels(ctx, &u, !no_email),

@@ -24,6 +24,7 @@ pub struct ClaimedDelivery {
     pub event_id: Option<i64>,
     pub offset_minutes: Option<i64>,
     pub notice_event_start: Option<DateTime<Utc>>,
+    pub previous_start: Option<DateTime<Utc>>,
     pub title: String,
     pub body: String,
     pub created_at: DateTime<Utc>,
@@ -114,7 +115,7 @@ pub(crate) fn claim_due(
 pub(crate) fn load_claimed(conn: &Connection, id: i64) -> anyhow::Result<ClaimedDelivery> {
     let mut stmt = conn.prepare_cached(
         "SELECT d.id, d.channel, d.attempts, n.id, n.user_id, n.kind, n.event_id, n.offset_minutes,
-                n.event_start, n.title, n.body, n.created_at
+                n.event_start, n.title, n.body, n.created_at, n.previous_start
          FROM deliveries d JOIN notifications n ON n.id = d.notification_id WHERE d.id = ?1",
     )?;
     Ok(stmt.query_row([id], |r| {
@@ -131,6 +132,7 @@ pub(crate) fn load_claimed(conn: &Connection, id: i64) -> anyhow::Result<Claimed
             title: r.get(9)?,
             body: r.get(10)?,
             created_at: get_ts(r, 11)?,
+            previous_start: get_ts_opt(r, 12)?,
         })
     })?)
 }

@@ -41,8 +41,8 @@ pub(crate) fn insert_notice(
 ) -> anyhow::Result<Option<i64>> {
     let inserted = conn.execute(
         "INSERT OR IGNORE INTO notifications
-            (user_id, kind, event_id, offset_minutes, event_start, event_sequence, title, body, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            (user_id, kind, event_id, offset_minutes, event_start, event_sequence, previous_start, title, body, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             n.user_id,
             n.kind.as_str(),
@@ -50,6 +50,7 @@ pub(crate) fn insert_notice(
             n.offset_minutes,
             n.event_start.map(ts),
             n.event_sequence,
+            n.previous_start.map(ts),
             n.title,
             n.body,
             ts(now)

@@ -388,3 +388,72 @@ fn webhook_is_signed_and_delivered_once_after_a_500() {
     let err = env2.fails(&["check-reminders"], 2);
     assert!(err.contains("NO_SUCH_SECRET"), "{err}");
 }
+
+#[test]
+fn rescheduled_email_shows_the_old_and_the_new_time() {
+    let server = SmtpServer::start();
+    let env = smtp_env(&server);
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Call",
+        "--start",
+        "2030-03-10T10:00:00Z",
+        "--participant",
+        "bob@example.com",
+    ]);
+    env.ok(&["event", "update", "1", "--start", "2030-03-11T15:00:00Z"]);
+    env.tick();
+    let msgs = server.wait_for(2);
+    let parser = MessageParser::default();
+    let text = msgs
+        .iter()
+        .map(|m| parser.parse(&m.data).unwrap().body_text(0).unwrap().into_owned())
+        .find(|t| t.contains("Previously"))
+        .expect("a rescheduled email naming the previous time");
+    // Bob reads New York time: 10:00Z on March 10 was 6:00 AM EDT; 15:00Z March 11 is 11:00 AM.
+    assert!(text.contains("6:00 AM") && text.contains("11:00 AM"), "{text}");
+}
+
+#[test]
+fn sendmail_and_stdout_transports_deliver_the_same_message() {
+    let mut env = Env::new();
+    // A stand-in for sendmail with its command-line interface: the message on stdin.
+    let script = env.path("fake-sendmail");
+    let out = env.path("sendmail-out.eml");
+    std::fs::write(&script, format!("#!/bin/sh\ncat > {}\n", out.display())).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    env.config(&format!(
+        "[email]\ntransport = \"sendmail\"\nsendmail_command = \"{}\"\n",
+        script.display()
+    ));
+    env.user("ana@example.org", &["--locale", "en"]);
+    env.ok(&[
+        "send",
+        "--user",
+        "1",
+        "--title",
+        "Via sendmail",
+        "--body",
+        "Hello",
+    ]);
+    assert_eq!(env.tick()["sent"], 1);
+    let eml = crate::support::read(&out);
+    assert!(
+        eml.contains("Subject: Via sendmail") && eml.contains("To: ana <ana@example.org>"),
+        "{eml}"
+    );
+
+    env.config("[email]\ntransport = \"stdout\"\n");
+    env.ok(&["send", "--user", "1", "--title", "Via stdout", "--body", "Hello"]);
+    let printed = env.ok(&["check-reminders"]);
+    assert!(
+        printed.contains("Subject: Via stdout") && printed.contains("1 sent"),
+        "{printed}"
+    );
+}
