@@ -7,26 +7,6 @@ use std::time::Duration;
 
 use crate::support::{Env, SmtpPolicy, SmtpServer};
 
-/// `n` custom notices for one user, queued directly as an app would, all due now.
-fn queue(env: &Env, n: usize) {
-    let conn = env.sql();
-    conn.execute_batch("BEGIN").unwrap();
-    for i in 0..n {
-        conn.execute(
-            "INSERT INTO notifications (user_id, kind, title, body, created_at) VALUES (1, 'custom', ?1, 'b', '2030-03-10T09:00:00Z')",
-            [format!("bulk {i}")],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO deliveries (notification_id, channel, next_attempt_at, created_at, updated_at)
-             VALUES (last_insert_rowid(), 'email', '2030-03-10T09:00:00Z', '2030-03-10T09:00:00Z', '2030-03-10T09:00:00Z')",
-            [],
-        )
-        .unwrap();
-    }
-    conn.execute_batch("COMMIT").unwrap();
-}
-
 fn smtp_env(server: &SmtpServer) -> Env {
     let mut env = Env::new();
     env.smtp(
@@ -84,7 +64,7 @@ fn sixteen_ticks_started_together_send_everything_once() {
         "--participant",
         "1",
     ]);
-    queue(&env, 200);
+    env.queue_custom(200);
     let children: Vec<_> = (0..16)
         .map(|_| {
             env.std_cmd()
@@ -117,7 +97,7 @@ fn ticks_killed_at_random_moments_lose_nothing() {
     });
     let mut env = smtp_env(&server);
     let total = 400;
-    queue(&env, total);
+    env.queue_custom(total);
     let mut kills = 0;
     // A cheap deterministic "random": kill after 15..95 ms, varying each round.
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -169,7 +149,7 @@ fn a_slow_server_is_waited_for() {
         ..Default::default()
     });
     let env = smtp_env(&server);
-    queue(&env, 3);
+    env.queue_custom(3);
     let s = env.tick();
     assert_eq!(s["sent"], 3);
     assert_eq!(all_arrived_once(&server, 3), 0);
@@ -182,7 +162,7 @@ fn a_connection_dropped_mid_message_is_retried_without_loss() {
         ..Default::default()
     });
     let mut env = smtp_env(&server);
-    queue(&env, 20);
+    env.queue_custom(20);
     let started = std::time::Instant::now();
     let s = env.tick();
     assert!(s["failed"].as_i64().unwrap() >= 1, "{s}");
@@ -204,7 +184,7 @@ fn a_server_failing_every_third_message_delivers_all_once() {
         ..Default::default()
     });
     let mut env = smtp_env(&server);
-    queue(&env, 30);
+    env.queue_custom(30);
     let s = env.tick();
     assert!(s["failed"].as_i64().unwrap() >= 9, "{s}");
     drain(&mut env, 1);
@@ -305,7 +285,7 @@ fn rows_written_by_an_app_with_broken_values_are_reported_and_skipped() {
         "--participant",
         "2",
     ]);
-    queue(&env, 2);
+    env.queue_custom(2);
     let conn = env.sql();
     // A participant row with a broken instant, and a notification with a broken one.
     conn.execute(

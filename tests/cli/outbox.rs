@@ -211,24 +211,7 @@ fn sigkill_in_the_middle_of_a_large_batch_loses_nothing() {
     });
     let mut env = setup(server.port, "");
     let n = 300;
-    {
-        let conn = env.sql();
-        conn.execute_batch("BEGIN").unwrap();
-        for i in 0..n {
-            conn.execute(
-                "INSERT INTO notifications (user_id, kind, title, body, created_at) VALUES (1, 'custom', ?1, 'b', '2030-03-10T09:00:00Z')",
-                [format!("bulk {i}")],
-            )
-            .unwrap();
-            conn.execute(
-                "INSERT INTO deliveries (notification_id, channel, next_attempt_at, created_at, updated_at)
-                 VALUES (last_insert_rowid(), 'email', '2030-03-10T09:00:00Z', '2030-03-10T09:00:00Z', '2030-03-10T09:00:00Z')",
-                [],
-            )
-            .unwrap();
-        }
-        conn.execute_batch("COMMIT").unwrap();
-    }
+    env.queue_custom(n);
     let total = n + 1;
     let mut child = env.std_cmd().arg("check-reminders").spawn().unwrap();
     // Kill it once some, not all, have gone.

@@ -207,6 +207,27 @@ impl Env {
         out
     }
 
+    /// `n` custom notices for user 1 with their email deliveries, all due at
+    /// 2030-03-10T09:00Z, written directly as a web app would (a large batch, quickly).
+    pub fn queue_custom(&self, n: usize) {
+        let conn = self.sql();
+        conn.execute_batch("BEGIN").unwrap();
+        for i in 0..n {
+            conn.execute(
+                "INSERT INTO notifications (user_id, kind, title, body, created_at) VALUES (1, 'custom', ?1, 'b', '2030-03-10T09:00:00Z')",
+                [format!("bulk {i}")],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO deliveries (notification_id, channel, next_attempt_at, created_at, updated_at)
+                 VALUES (last_insert_rowid(), 'email', '2030-03-10T09:00:00Z', '2030-03-10T09:00:00Z', '2030-03-10T09:00:00Z')",
+                [],
+            )
+            .unwrap();
+        }
+        conn.execute_batch("COMMIT").unwrap();
+    }
+
     pub fn sql(&self) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         conn.busy_timeout(Duration::from_secs(10)).unwrap();
