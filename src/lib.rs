@@ -96,7 +96,7 @@ impl Ctx {
 /// Run a parsed command line; the exit code for success paths (health checks may fail).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
-    let out = Output::new(g.json);
+    let out = Output::new(g.json).quiet(g.quiet);
     // Commands that need neither config nor database.
     match &cli.command {
         Command::Completions { shell } => return commands::docs::completions(*shell, &out),

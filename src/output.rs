@@ -9,11 +9,19 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     pub json: bool,
+    /// `-q`: reports that only say "all went well" (the tick's summary) are not printed,
+    /// so cron mails only when something failed.
+    pub quiet: bool,
 }
 
 impl Output {
     pub fn new(json: bool) -> Output {
-        Output { json }
+        Output { json, quiet: false }
+    }
+
+    pub fn quiet(mut self, quiet: bool) -> Output {
+        self.quiet = quiet;
+        self
     }
 
     fn write(&self, text: &str) {

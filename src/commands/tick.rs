@@ -217,6 +217,9 @@ pub fn print(ctx: &Ctx, r: &Report) {
         ctx.out.json(r);
         return;
     }
+    if ctx.out.quiet {
+        return;
+    }
     let s = &r.summary;
     let verb = if r.dry_run { "dry run" } else { "tick" };
     ctx.out.line(format!(

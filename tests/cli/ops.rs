@@ -268,3 +268,56 @@ fn heartbeat_is_pinged_after_a_good_tick_and_a_slow_one_never_holds_it() {
         "the failure is logged"
     );
 }
+
+#[test]
+fn a_quiet_tick_prints_nothing_unless_something_failed() {
+    use crate::support::{stderr_of, stdout_of};
+    let server = SmtpServer::start();
+    let mut env = Env::new();
+    env.smtp(&server, "");
+    env.at("2030-03-10T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    env.ok(&["send", "--user", "1", "--title", "Hi", "--body", "b"]);
+    let out = env.run(&["check-reminders", "-q"]);
+    assert!(out.status.success());
+    assert_eq!(
+        (stdout_of(&out), stderr_of(&out)),
+        (String::new(), String::new()),
+        "cron mails nothing"
+    );
+    server.set_policy(SmtpPolicy {
+        reject_all: true,
+        ..Default::default()
+    });
+    env.ok(&["send", "--user", "1", "--title", "Hi again", "--body", "b"]);
+    let out = env.run(&["check-reminders", "-q"]);
+    assert!(out.status.success(), "a dead delivery is not a failed tick");
+    assert!(stdout_of(&out).is_empty());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("dead") && err.contains("550"),
+        "cron mails the dead delivery: {err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn global_options_may_follow_the_subcommand() {
+    let env = Env::new();
+    env.user("ana@example.org", &[]);
+    let db = env.db.to_str().unwrap().to_string();
+    let out = env.ok(&[
+        "unread-count",
+        "--user",
+        "1",
+        "--json",
+        "--db",
+        &db,
+        "--now",
+        "2030-03-10T09:00:00Z",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["unread"],
+        0
+    );
+}
