@@ -295,7 +295,9 @@ impl Config {
             let at = e
                 .span()
                 .map(|s| {
-                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    // Count bytes, not chars: a span may point inside a multi-byte character.
+                    let upto = s.start.min(text.len());
+                    let line = text.as_bytes()[..upto].iter().filter(|b| **b == b'\n').count() + 1;
                     format!(" (line {line})")
                 })
                 .unwrap_or_default();
