@@ -57,7 +57,6 @@ pub struct Store {
 pub enum OpenMode {
     Create,
     Existing,
-    ReadOnly,
 }
 
 impl Store {
@@ -82,10 +81,7 @@ impl Store {
             }
             create_private_file(path).with_context(|| format!("creating database {}", path.display()))?;
         }
-        let flags = match mode {
-            OpenMode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            _ => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .with_context(|| format!("opening database {}", path.display()))?;
         conn.busy_timeout(busy_timeout)?;
@@ -94,7 +90,7 @@ impl Store {
             path: path.to_path_buf(),
         };
         store
-            .configure(mode)
+            .configure()
             .map_err(|e| match e.downcast::<rusqlite::Error>() {
                 Ok(sqlite) => busy_hint(sqlite, path),
                 Err(other) => other,
@@ -103,7 +99,7 @@ impl Store {
         Ok(store)
     }
 
-    fn configure(&self, mode: OpenMode) -> anyhow::Result<()> {
+    fn configure(&self) -> anyhow::Result<()> {
         // A file that is not SQLite fails here, with SQLite's "file is not a database".
         let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {
@@ -113,22 +109,19 @@ impl Store {
             )));
         }
         self.conn.execute_batch("PRAGMA foreign_keys = ON;")?;
-        if mode == OpenMode::ReadOnly {
-            return Ok(());
-        }
         // WAL lets the web app read the inbox while a tick writes; NORMAL sync is durable
         // across process crashes (the failure the outbox guards against) and much faster.
         self.conn
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
         if version < SCHEMA_VERSION {
-            self.migrate(version)?;
+            self.migrate()?;
         }
         Ok(())
     }
 
     /// Bring an older file forward under the write lock, so two processes that start
     /// on an old file at once migrate it once. Each step is one transaction.
-    fn migrate(&self, _seen: i64) -> anyhow::Result<()> {
+    fn migrate(&self) -> anyhow::Result<()> {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| busy_hint(e, &self.path))?;
@@ -156,10 +149,6 @@ impl Store {
 
     pub fn schema_version(&self) -> anyhow::Result<i64> {
         Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     pub fn conn(&self) -> &Connection {
