@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::cli::CheckRemindersArgs;
@@ -38,13 +38,18 @@ pub struct Report {
 const MAX_LOOKBACK: TimeDelta = TimeDelta::days(7);
 
 /// The decisions due now, read without the write lock: an idle tick never writes
-/// anything but its own record.
-pub fn due_decisions(ctx: &Ctx, store: &Store) -> anyhow::Result<(Vec<Decision>, Vec<String>)> {
+/// anything but its own record. `previous_tick` is when the tick before this one
+/// started: events that started since then get their undecided reminders recorded.
+pub fn due_decisions(
+    ctx: &Ctx,
+    store: &Store,
+    previous_tick: Option<DateTime<Utc>>,
+) -> anyhow::Result<(Vec<Decision>, Vec<String>)> {
     let now = ctx.now();
     let offsets = ctx.config.offsets_minutes();
     let max_offset = offsets.iter().copied().max().unwrap_or(0);
-    let lookback = match store.last_tick()? {
-        Some(t) => (now - t.started_at).clamp(TimeDelta::minutes(1), MAX_LOOKBACK),
+    let lookback = match previous_tick {
+        Some(t) => (now - t).clamp(TimeDelta::minutes(1), MAX_LOOKBACK),
         None => TimeDelta::days(1),
     };
     let (candidates, broken) =
@@ -137,10 +142,12 @@ pub fn tick(ctx: &Ctx, max_runtime: Option<TimeDelta>) -> anyhow::Result<Report>
     let deadline = started + max_runtime.to_std().unwrap_or(Duration::ZERO);
     let mut store = ctx.store()?;
     let now = ctx.now();
+    // Read before this tick's own record exists, which would otherwise be "the last tick".
+    let previous_tick = store.last_tick()?.map(|t| t.started_at);
     let tick_id = store.write(|tx| store::start_tick(tx, now))?;
     let mut summary = TickSummary::default();
     let result = (|| -> anyhow::Result<Vec<String>> {
-        let (decisions, broken) = due_decisions(ctx, &store)?;
+        let (decisions, broken) = due_decisions(ctx, &store, previous_tick)?;
         for b in &broken {
             log::error!("skipping a broken row: {b}");
         }
@@ -176,7 +183,7 @@ pub fn tick(ctx: &Ctx, max_runtime: Option<TimeDelta>) -> anyhow::Result<Report>
 }
 
 fn dry_run(ctx: &Ctx, store: &Store, started: Instant) -> anyhow::Result<Report> {
-    let (decisions, broken) = due_decisions(ctx, store)?;
+    let (decisions, broken) = due_decisions(ctx, store, store.last_tick()?.map(|t| t.started_at))?;
     let mut summary = TickSummary::default();
     for d in &decisions {
         match d.action {

@@ -301,3 +301,21 @@ fn a_broken_row_written_by_an_app_does_not_stop_the_tick() {
     assert_eq!(v["broken_rows"].as_array().unwrap().len(), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken row"));
 }
+
+/// Regression: the tick looked back from its own, just-written tick record, so reminders
+/// of events that started while cron was down were never recorded as skipped.
+#[test]
+fn reminders_missed_while_no_tick_ran_are_recorded_as_skipped() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    env.at("2030-03-10T09:00:00Z");
+    env.tick();
+    // Cron is down from 09:00 to 11:00; the event started at 10:00.
+    env.at("2030-03-10T11:00:00Z");
+    let s = env.tick();
+    assert_eq!(s["created"], 0);
+    assert_eq!(s["skipped"], 4, "both offsets for both participants: {s}");
+    let status = env.json(&["status"]);
+    assert_eq!(status["skipped_last_24h"][0]["reason"], "late");
+    assert_eq!(status["skipped_last_24h"][0]["count"], 4);
+}
