@@ -188,7 +188,12 @@ impl Sender for EmailSender<'_> {
                 format!("written to {}", path.display())
             }
             Backend::Stdout => {
-                let mut out = std::io::stdout().lock();
+                // With --json, stdout carries the machine-readable summary: mail goes to stderr.
+                let mut out: Box<dyn Write> = if self.ctx.out.json {
+                    Box::new(std::io::stderr().lock())
+                } else {
+                    Box::new(std::io::stdout().lock())
+                };
                 out.write_all(&message.formatted())
                     .and_then(|_| out.write_all(b"\n"))
                     .map_err(|e| SendError::Unavailable(format!("stdout: {e}")))?;

@@ -79,6 +79,18 @@ fn apply(
                 Action::Send => None,
                 Action::Skip(r) => Some(r.as_str()),
             };
+            // The decision was read without the lock: if the event moved, was cancelled or
+            // lost this participant since, decide nothing now (the next tick decides anew).
+            if let Entry::Vacant(slot) = events.entry(d.event_id) {
+                slot.insert(store::get_event(tx, d.event_id)?);
+            }
+            let event = &events[&d.event_id];
+            if event.status != crate::model::EventStatus::Scheduled
+                || event.starts_at != d.event_start
+                || !event.participants.iter().any(|p| p.user_id == d.user_id)
+            {
+                continue;
+            }
             // The primary key decides: a second tick that got here first wins.
             if !store::record_decision(
                 tx,
@@ -94,9 +106,6 @@ fn apply(
             if reason.is_some() {
                 skipped += 1;
                 continue;
-            }
-            if let Entry::Vacant(slot) = events.entry(d.event_id) {
-                slot.insert(store::get_event(tx, d.event_id)?);
             }
             if let Entry::Vacant(slot) = users.entry(d.user_id) {
                 slot.insert(store::get_user(tx, d.user_id)?);
@@ -143,7 +152,8 @@ pub fn tick(ctx: &Ctx, max_runtime: Option<TimeDelta>) -> anyhow::Result<Report>
     let mut store = ctx.store()?;
     let now = ctx.now();
     // Read before this tick's own record exists, which would otherwise be "the last tick".
-    let previous_tick = store.last_tick()?.map(|t| t.started_at);
+    // A failed tick may not have recorded anything: look back from the last good one.
+    let previous_tick = store.last_good_tick()?.map(|t| t.started_at);
     let tick_id = store.write(|tx| store::start_tick(tx, now))?;
     let mut summary = TickSummary::default();
     let result = (|| -> anyhow::Result<Vec<String>> {
@@ -183,7 +193,7 @@ pub fn tick(ctx: &Ctx, max_runtime: Option<TimeDelta>) -> anyhow::Result<Report>
 }
 
 fn dry_run(ctx: &Ctx, store: &Store, started: Instant) -> anyhow::Result<Report> {
-    let (decisions, broken) = due_decisions(ctx, store, store.last_tick()?.map(|t| t.started_at))?;
+    let (decisions, broken) = due_decisions(ctx, store, store.last_good_tick()?.map(|t| t.started_at))?;
     let mut summary = TickSummary::default();
     for d in &decisions {
         match d.action {

@@ -319,3 +319,36 @@ fn reminders_missed_while_no_tick_ran_are_recorded_as_skipped() {
     assert_eq!(status["skipped_last_24h"][0]["reason"], "late");
     assert_eq!(status["skipped_last_24h"][0]["count"], 4);
 }
+
+/// After a tick that failed, the next good one looks back to the last good tick, so
+/// reminders of events that started in the gap are recorded whatever the failure point.
+#[test]
+fn a_failed_tick_does_not_hide_reminders_missed_before_it() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    let good = std::fs::read_to_string(env.config.as_ref().unwrap()).unwrap();
+    env.at("2030-03-10T09:00:00Z");
+    env.tick();
+    // At 10:45 a tick fails after recording itself (its SMTP password is missing).
+    env.ok(&["send", "--user", "1", "--title", "x", "--body", "y"]);
+    env.config(&format!(
+        "{good}username = \"u\"\npassword_env = \"NO_SUCH_PW\"\n"
+    ));
+    env.at("2030-03-10T10:45:00Z");
+    env.fails(&["check-reminders"], 2);
+    env.config(&good);
+    env.at("2030-03-10T10:46:00Z");
+    env.tick();
+    let status = env.json(&["status"]);
+    assert_eq!(status["skipped_last_24h"][0]["count"], 4, "{status}");
+}
+
+#[test]
+fn json_summary_stays_valid_with_the_stdout_transport() {
+    let mut env = Env::new();
+    env.config("[email]\ntransport = \"stdout\"\n");
+    env.user("ana@example.org", &[]);
+    env.ok(&["send", "--user", "1", "--title", "Hi", "--body", "b"]);
+    let v = env.json(&["check-reminders"]);
+    assert_eq!(v["sent"], 1);
+}
