@@ -48,6 +48,12 @@ pub fn resolve_end(
         (None, Some(d)) => start + parse_duration(d)?,
         (None, None) => start + TimeDelta::hours(1),
     };
+    // Stored instants are four-digit-year text that sorts as time.
+    if chrono::Datelike::year(&end) > 9999 {
+        return Err(user_error(
+            "the event would end after the year 9999: check --start / --duration",
+        ));
+    }
     if end <= start {
         return Err(user_error(format!(
             "the event ends ({}) before it starts ({}): check --end / --duration",
