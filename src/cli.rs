@@ -20,7 +20,7 @@ pub struct Cli {
 pub struct GlobalOpts {
     /// The SQLite file (default: [database] path from the config, else notifyctl.db)
     #[arg(long, global = true, env = "NOTIFYCTL_DB", value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    pub db: Option<String>,
     /// The TOML config file (optional: every setting has a default)
     #[arg(long, global = true, env = "NOTIFYCTL_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,

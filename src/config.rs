@@ -328,7 +328,7 @@ impl Config {
             return Err(user_error("invalid config: tick.batch_size must be at least 1"));
         }
         if self.email.transport != Transport::None {
-            crate::channels::email::parse_mailbox(&self.email.from)
+            crate::input::parse_mailbox(&self.email.from)
                 .map_err(|e| user_error(format!("invalid config: email.from: {e}")))?;
         }
         Ok(())

@@ -39,7 +39,8 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(classify(err))
 }
 
-fn classify(err: &anyhow::Error) -> u8 {
+/// The exit code for an error: the first cause in the chain that decides one.
+pub fn classify(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.is::<UserError>() {
             return EXIT_USAGE;

@@ -147,6 +147,31 @@ pub fn validate_email(input: &str) -> anyhow::Result<String> {
     }
 }
 
+/// A value for a one-line report: control characters shown as `\u{..}` escapes, cut to
+/// `max` characters with an ellipsis. Nothing from a file, a row or a server reaches a
+/// terminal or a log line without going through this.
+pub fn printable(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n >= max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A `From:`-style mailbox (`Name <a@b.org>` or a bare address), for settings.
+pub fn parse_mailbox(s: &str) -> Result<lettre::message::Mailbox, String> {
+    s.parse::<lettre::message::Mailbox>()
+        .map_err(|e| format!("'{s}' is not a valid address ({e})"))
+}
+
 /// Format an instant the way the JSON output and the database store it.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()

@@ -1,8 +1,9 @@
 //! notifyctl as a library: `run` turns a parsed command line into work.
 //!
-//! A command flows one way: parse → load config → open store → run command → print.
-//! This file builds the [`Ctx`] every command receives and dispatches; the work lives in
-//! `commands/`, the decisions in `reminders.rs` and `outbox.rs`, the SQL in `store/`.
+//! A command flows one way: CLI → command → service → store / channels → messages →
+//! output. This file builds the [`Ctx`] every command receives (settings, clock, output,
+//! where the database is) and dispatches; the use cases live in `service/`, the pure
+//! decisions in `reminders.rs`, the delivery loop in `outbox.rs`, the SQL in `store/`.
 
 pub mod channels;
 pub mod cli;
@@ -14,16 +15,12 @@ pub mod input;
 pub mod logging;
 pub mod messages;
 pub mod model;
-pub mod notices;
 pub mod outbox;
 pub mod output;
 pub mod reminders;
+pub mod service;
 pub mod store;
 pub mod video;
-
-use std::cell::OnceCell;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 
@@ -31,70 +28,46 @@ use crate::cli::{Cli, Command};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::user_error;
-use crate::messages::Templates;
 use crate::output::Output;
-use crate::store::{OpenMode, Store};
+use crate::service::Service;
+use crate::store::{Location, OpenMode};
 
-/// What every command gets: settings, the clock, the output, and the database location.
+/// What every command gets: settings, the clock, the output, and where the data lives.
 pub struct Ctx {
     pub config: Config,
-    pub db_path: PathBuf,
+    pub location: Location,
     pub clock: Clock,
     pub out: Output,
-    templates: OnceCell<Templates>,
 }
 
 impl Ctx {
-    pub fn new(config: Config, db_path: PathBuf, clock: Clock, out: Output) -> Ctx {
-        Ctx {
-            config,
-            db_path,
-            clock,
-            out,
-            templates: OnceCell::new(),
-        }
-    }
-
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
-    /// Open the existing database (every command but `init` and `demo`).
-    pub fn store(&self) -> anyhow::Result<Store> {
-        Store::open(
-            &self.db_path,
+    /// The use cases over the existing database (every command but `init` and `demo`).
+    pub fn service(&self) -> anyhow::Result<Service> {
+        Service::open(
+            self.config.clone(),
+            self.clock,
+            self.location.clone(),
             OpenMode::Existing,
-            self.config.database.busy_timeout.std(),
         )
     }
 
-    pub fn open_store(&self, mode: OpenMode) -> anyhow::Result<Store> {
-        Store::open(&self.db_path, mode, self.config.database.busy_timeout.std())
-    }
-
-    /// The templates, built on first use: the idle tick never pays for them.
-    pub fn templates(&self) -> anyhow::Result<&Templates> {
-        if let Some(t) = self.templates.get() {
-            return Ok(t);
-        }
-        let dir = &self.config.templates.dir;
-        let t = Templates::new((!dir.is_empty()).then(|| Path::new(dir)))?;
-        Ok(self.templates.get_or_init(|| t))
-    }
-
-    /// The `.eml` directory of the file transport: relative paths sit beside the database.
-    pub fn outbox_dir(&self) -> PathBuf {
-        let dir = &self.config.email.dir;
-        if dir.is_absolute() {
-            dir.clone()
-        } else {
-            self.db_path.parent().unwrap_or(Path::new("")).join(dir)
-        }
+    /// The use cases over a database created or migrated first.
+    pub fn service_creating(&self) -> anyhow::Result<Service> {
+        Service::open(
+            self.config.clone(),
+            self.clock,
+            self.location.clone(),
+            OpenMode::Create,
+        )
     }
 }
 
-/// Run a parsed command line; the exit code for success paths (health checks may fail).
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Run a parsed command line. Errors carry their exit code (`error::exit_code`).
+pub fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
     let out = Output::new(g.json).quiet(g.quiet);
     // Commands that need neither config nor database.
@@ -108,8 +81,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => Clock::system(),
     };
     let config = Config::load(g.config.as_deref())?;
-    let db_path = g.db.clone().unwrap_or_else(|| config.database.path.clone());
-    let ctx = Ctx::new(config, db_path, clock, out);
+    let location = match &g.db {
+        Some(db) => Location::parse(db),
+        None => Location::Sqlite(config.database.path.clone()),
+    };
+    let ctx = Ctx {
+        config,
+        location,
+        clock,
+        out,
+    };
     commands::dispatch(&ctx, cli.command)
 }
 

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     let cli = notifyctl::cli::Cli::parse();
     notifyctl::logging::init(&cli.global);
     match notifyctl::run(cli) {
-        Ok(code) => code,
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line: the user-facing message, then its causes, so a cron mail says it all.
             let causes: Vec<String> = err.chain().map(|c| c.to_string()).collect();

@@ -60,6 +60,19 @@ pub struct Event {
     pub participants: Vec<Participant>,
 }
 
+/// A participant of a scheduled event whose reminders may be due: what the planner
+/// (`reminders.rs`) decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub event_id: i64,
+    pub user_id: i64,
+    pub event_start: DateTime<Utc>,
+    /// Reminders due before this moment (participant added, event moved) are not sent.
+    pub armed_at: DateTime<Utc>,
+    /// Offsets (minutes) already decided for this event start.
+    pub decided: Vec<i64>,
+}
+
 /// An in-app notification as the inbox shows it; the JSON shape is part of the contract.
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
@@ -92,7 +105,7 @@ pub struct NewNotice {
     pub channels: Vec<Channel>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Email,
@@ -100,11 +113,17 @@ pub enum Channel {
 }
 
 impl Channel {
+    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Webhook];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Email => "email",
             Channel::Webhook => "webhook",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 

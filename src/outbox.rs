@@ -1,26 +1,25 @@
-//! The outbox loop: claim → re-check → send → record, with exponential backoff.
+//! The outbox loop: claim → prepare → send → record, with exponential backoff.
 //!
 //! Guarantees, and where each comes from:
 //! - a delivery is sent by one tick only: claims are taken in a write transaction and
-//!   outcomes are recorded only while the claim is still held (`store::record_outcome`);
+//!   outcomes are recorded only while the claim is still held (`record_outcome` is fenced
+//!   by the claim's owner);
 //! - nothing is lost: a claim of a tick that died expires and is taken over; a tick that
 //!   runs out of time gives back what it did not send;
 //! - the only duplicate possible is a crash between the server's acceptance and the
 //!   commit right after it, since each outcome is committed on its own;
-//! - each delivery is checked against the event as it is now, just before sending.
+//! - each delivery is checked against the data as it is now, just before sending (the
+//!   caller's [`Deliverer::prepare`]).
+//!
+//! The loop knows channels only through [`Sender`], and gets its senders from its caller.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::channels::email::EmailSender;
-use crate::channels::webhook::WebhookSender;
 use crate::channels::{Outgoing, SendError, Sender};
-use crate::model::{Event, EventStatus, User};
-use crate::store::{self, ClaimedDelivery, DeliveryOutcome, Store, TickSummary};
-use crate::Ctx;
+use crate::clock::Clock;
+use crate::store::{self, ClaimRequest, ClaimedDelivery, DeliveryOutcome, Ops, Store, TickSummary};
 
 /// Delay before retry number `attempts` (1-based): base, 2×base, 4×base … capped.
 pub fn backoff(base: TimeDelta, max: TimeDelta, attempts: u32) -> TimeDelta {
@@ -28,159 +27,143 @@ pub fn backoff(base: TimeDelta, max: TimeDelta, attempts: u32) -> TimeDelta {
     base.checked_mul(factor as i32).map_or(max, |d| d.min(max))
 }
 
-/// Why a claimed delivery must not go out any more, if it must not.
-pub fn stale(
-    d: &ClaimedDelivery,
-    user_id: i64,
-    event: Option<&Event>,
-    now: DateTime<Utc>,
-) -> Option<DeliveryOutcome> {
-    let drop = |status: &'static str, reason: &str| {
-        Some(DeliveryOutcome::Dropped {
-            status,
-            reason: reason.to_string(),
-        })
-    };
-    let is_event_notice = matches!(d.kind.as_str(), "reminder" | "assigned" | "rescheduled");
-    if !is_event_notice {
-        return None;
-    }
-    let Some(event) = event else {
-        return drop("superseded", "the event was deleted");
-    };
-    if event.status == EventStatus::Cancelled {
-        return drop("superseded", "the event was cancelled");
-    }
-    if !event.participants.iter().any(|p| p.user_id == user_id) {
-        return drop("superseded", "the recipient is no longer a participant");
-    }
-    if d.kind == "reminder" {
-        if d.notice_event_start != Some(event.starts_at) {
-            return drop("superseded", "the event was moved");
-        }
-        if now >= event.starts_at {
-            return drop("expired", "the event started before the reminder could go out");
-        }
-    }
-    None
+/// How the loop claims and retries.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This tick's claim key.
+    pub owner: String,
+    pub batch_size: u32,
+    pub claim_timeout: TimeDelta,
+    pub max_attempts: u32,
+    pub backoff_base: TimeDelta,
+    pub backoff_max: TimeDelta,
 }
 
-pub struct Outbox<'a> {
-    ctx: &'a Ctx,
-    tick_key: String,
-    email: Option<EmailSender<'a>>,
-    webhook: Option<WebhookSender>,
+/// What to do with a claimed delivery, decided just before sending.
+pub enum Prepared {
+    Send(Box<Outgoing>),
+    /// Not sent and never will be (`superseded`, `expired`).
+    Drop {
+        status: &'static str,
+        reason: String,
+    },
+    /// It cannot be sent at all (a row that cannot be read): dead, with the reason.
+    Dead(String),
+}
+
+/// The caller's side of the loop: checking and building messages, and the senders.
+pub trait Deliverer {
+    /// A new batch was claimed: forget cached event state, it may have changed.
+    fn new_batch(&mut self) {}
+    /// Re-check a claimed delivery against the data as it is now and build its message.
+    fn prepare(
+        &mut self,
+        ops: &mut dyn Ops,
+        delivery: &ClaimedDelivery,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Prepared>;
+    /// The sender of `channel`, built on first use; an error when it cannot be built.
+    fn sender(&mut self, channel: &str) -> anyhow::Result<&mut dyn Sender>;
+}
+
+/// Deliver due work until none is left or `deadline` passes. Counts go to `summary`.
+pub fn run(
+    store: &mut dyn Store,
+    clock: &Clock,
+    settings: &Settings,
+    deliverer: &mut dyn Deliverer,
+    deadline: Instant,
+    summary: &mut TickSummary,
+) -> anyhow::Result<()> {
+    let mut outbox = Outbox {
+        store,
+        clock,
+        settings,
+        deliverer,
+        down: Vec::new(),
+    };
+    outbox.run(deadline, summary)
+}
+
+struct Outbox<'a> {
+    store: &'a mut dyn Store,
+    clock: &'a Clock,
+    settings: &'a Settings,
+    deliverer: &'a mut dyn Deliverer,
     /// Channels found unreachable this tick: their remaining deliveries wait for the next.
     down: Vec<String>,
 }
 
-impl<'a> Outbox<'a> {
-    pub fn new(ctx: &'a Ctx, tick_key: String) -> Outbox<'a> {
-        Outbox {
-            ctx,
-            tick_key,
-            email: None,
-            webhook: None,
-            down: Vec::new(),
-        }
-    }
-
-    fn sender(&mut self, channel: &str) -> anyhow::Result<&mut dyn Sender> {
-        match channel {
-            "email" => {
-                if self.email.is_none() {
-                    self.email = Some(EmailSender::new(self.ctx)?);
-                }
-                Ok(self.email.as_mut().expect("just set"))
-            }
-            "webhook" => {
-                if self.webhook.is_none() {
-                    self.webhook = Some(WebhookSender::new(&self.ctx.config.webhook)?);
-                }
-                Ok(self.webhook.as_mut().expect("just set"))
-            }
-            other => anyhow::bail!("unknown channel '{other}'"),
-        }
-    }
-
-    /// Deliver due work until none is left or `deadline` passes. Counts go to `summary`.
-    pub fn run(
-        &mut self,
-        store: &mut Store,
-        deadline: Instant,
-        summary: &mut TickSummary,
-    ) -> anyhow::Result<()> {
-        let cfg = &self.ctx.config;
-        let mut users: HashMap<i64, User> = HashMap::new();
+impl Outbox<'_> {
+    fn run(&mut self, deadline: Instant, summary: &mut TickSummary) -> anyhow::Result<()> {
+        let s = self.settings;
         loop {
             if Instant::now() >= deadline {
                 log::warn!("max runtime reached: remaining deliveries wait for the next tick");
                 return Ok(());
             }
-            let now = self.ctx.now();
-            let claim_until = now + cfg.tick.claim_timeout.0;
-            let key = self.tick_key.clone();
-            let ids = store
-                .write(|tx| store::claim_due(tx, &key, now, claim_until, cfg.tick.batch_size, &self.down))?;
+            let now = self.clock.now();
+            let request = ClaimRequest {
+                owner: &s.owner,
+                now,
+                until: now + s.claim_timeout,
+                limit: s.batch_size,
+                skip_channels: &self.down,
+            };
+            let ids = store::write(self.store, |ops| ops.claim_due(&request))?;
             if ids.is_empty() {
                 return Ok(());
             }
-            let mut events: HashMap<i64, Option<Event>> = HashMap::new();
+            self.deliverer.new_batch();
             let mut renewed = Instant::now();
+            let claim_life = s.claim_timeout.to_std().unwrap_or_default();
             for (i, id) in ids.iter().enumerate() {
                 // A slow server must not let the claim lapse mid-batch (another tick would
                 // take the rest over and send it too): renew at half the claim's life.
-                if renewed.elapsed() > cfg.tick.claim_timeout.std() / 2 {
-                    let until = self.ctx.now() + cfg.tick.claim_timeout.0;
-                    store.write(|tx| store::renew_claims(tx, &key, until))?;
+                if renewed.elapsed() > claim_life / 2 {
+                    let until = self.clock.now() + s.claim_timeout;
+                    store::write(self.store, |ops| ops.renew_claims(&s.owner, until))?;
                     renewed = Instant::now();
                 }
                 if Instant::now() >= deadline {
                     let rest = &ids[i..];
-                    store.write(|tx| store::release_claims(tx, &key, rest))?;
+                    store::write(self.store, |ops| ops.release_claims(&s.owner, rest))?;
                     log::warn!(
                         "max runtime reached: {} claimed deliveries given back",
                         rest.len()
                     );
                     return Ok(());
                 }
-                if let Err(e) = self.deliver_one(store, *id, &mut users, &mut events, summary) {
+                if let Err(e) = self.deliver_one(*id, summary) {
                     // Give back what this tick still holds before failing.
                     let rest = &ids[i..];
-                    let _ = store.write(|tx| store::release_claims(tx, &key, rest));
+                    let _ = store::write(self.store, |ops| ops.release_claims(&s.owner, rest));
                     return Err(e);
                 }
             }
         }
     }
 
-    fn deliver_one(
-        &mut self,
-        store: &mut Store,
-        id: i64,
-        users: &mut HashMap<i64, User>,
-        events: &mut HashMap<i64, Option<Event>>,
-        summary: &mut TickSummary,
-    ) -> anyhow::Result<()> {
-        let cfg = &self.ctx.config;
-        let now = self.ctx.now();
-        let key = self.tick_key.clone();
-        let ctx = self.ctx;
-        let record = |store: &mut Store, outcome: &DeliveryOutcome| -> anyhow::Result<()> {
-            let t = ctx.now();
-            if !store.write(|tx| store::record_outcome(tx, id, &key, outcome, t))? {
-                log::warn!("delivery {id}: claim lost to another tick; its outcome was not recorded");
-            }
-            Ok(())
-        };
+    fn record(&mut self, id: i64, outcome: &DeliveryOutcome) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let owner = &self.settings.owner;
+        if !store::write(self.store, |ops| ops.record_outcome(id, owner, outcome, now))? {
+            log::warn!("delivery {id}: claim lost to another tick; its outcome was not recorded");
+        }
+        Ok(())
+    }
+
+    fn deliver_one(&mut self, id: i64, summary: &mut TickSummary) -> anyhow::Result<()> {
+        let s = self.settings;
+        let now = self.clock.now();
         // A row an app broke must not stop the others: it is reported and set aside.
-        let d = match store::load_claimed(store.conn(), id) {
+        let d = match self.store.claimed_delivery(id) {
             Ok(d) => d,
             Err(e) => {
                 log::error!("delivery {id}: unreadable row, marked dead: {e:#}");
                 summary.dead += 1;
-                return record(
-                    store,
+                return self.record(
+                    id,
                     &DeliveryOutcome::Dead {
                         error: format!("unreadable row: {e:#}"),
                     },
@@ -188,59 +171,29 @@ impl<'a> Outbox<'a> {
             }
         };
         if self.down.contains(&d.channel) {
-            return store.write(|tx| store::release_claims(tx, &key, &[id])).map(drop);
+            let owner = &s.owner;
+            return store::write(self.store, |ops| ops.release_claims(owner, &[id])).map(drop);
         }
-        if let Entry::Vacant(slot) = users.entry(d.user_id) {
-            slot.insert(store::get_user(store.conn(), d.user_id)?);
-        }
-        let event = match d.event_id {
-            Some(eid) => {
-                if let Entry::Vacant(slot) = events.entry(eid) {
-                    let e = match store::get_event(store.conn(), eid) {
-                        Ok(e) => Some(e),
-                        Err(e) if e.is::<crate::error::UserError>() => None,
-                        Err(e) => {
-                            log::error!("delivery {id}: event {eid} is unreadable, marked dead: {e:#}");
-                            summary.dead += 1;
-                            return record(
-                                store,
-                                &DeliveryOutcome::Dead {
-                                    error: format!("unreadable event {eid}: {e:#}"),
-                                },
-                            );
-                        }
-                    };
-                    slot.insert(e);
-                }
-                events[&eid].as_ref()
-            }
-            None => None,
-        };
-        let user = &users[&d.user_id];
-        if let Some(outcome) = stale(&d, user.id, event, now) {
-            if let DeliveryOutcome::Dropped { status, reason } = &outcome {
+        let message = match self.deliverer.prepare(self.store.ops(), &d, now)? {
+            Prepared::Send(message) => message,
+            Prepared::Drop { status, reason } => {
                 log::info!("delivery {id} {status}: {reason}");
+                summary.dropped += 1;
+                return self.record(id, &DeliveryOutcome::Dropped { status, reason });
             }
-            summary.dropped += 1;
-            return record(store, &outcome);
-        }
-        let item = Outgoing {
-            delivery: &d,
-            user,
-            event,
-            now,
+            Prepared::Dead(error) => {
+                log::error!("delivery {id}: {error}; marked dead");
+                summary.dead += 1;
+                return self.record(id, &DeliveryOutcome::Dead { error });
+            }
         };
-        let result = self.sender(&d.channel)?.send(&item);
+        let result = self.deliverer.sender(&d.channel)?.send(&message);
+        let to = &message.recipient.email;
         let attempts = u32::try_from(d.attempts).unwrap_or(u32::MAX).saturating_add(1);
         let outcome = match result {
             Ok(sent) => {
                 summary.sent += 1;
-                log::info!(
-                    "delivery {id} sent by {} to {}: {}",
-                    d.channel,
-                    user.email,
-                    sent.response
-                );
+                log::info!("delivery {id} sent by {} to {to}: {}", d.channel, sent.response);
                 DeliveryOutcome::Sent {
                     message_id: sent.message_id,
                     response: sent.response,
@@ -248,44 +201,45 @@ impl<'a> Outbox<'a> {
             }
             Err(SendError::Permanent(error)) => {
                 summary.dead += 1;
-                log::error!(
-                    "delivery {id} to {} is dead (permanent failure): {error}",
-                    user.email
-                );
+                log::error!("delivery {id} to {to} is dead (permanent failure): {error}");
                 DeliveryOutcome::Dead { error }
             }
             Err(SendError::Temporary(error) | SendError::Unavailable(error))
-                if attempts >= cfg.email.max_attempts =>
+                if attempts >= s.max_attempts =>
             {
                 summary.dead += 1;
-                log::error!(
-                    "delivery {id} to {} is dead after {attempts} attempts: {error}",
-                    user.email
-                );
+                log::error!("delivery {id} to {to} is dead after {attempts} attempts: {error}");
                 DeliveryOutcome::Dead { error }
             }
-            Err(e) => {
-                let (error, unavailable) = match e {
-                    SendError::Unavailable(s) => (s, true),
-                    SendError::Temporary(s) | SendError::Permanent(s) => (s, false),
-                };
-                if unavailable {
-                    self.down.push(d.channel.clone());
-                }
-                summary.failed += 1;
-                let wait = backoff(cfg.email.backoff_base.0, cfg.email.backoff_max.0, attempts);
-                log::warn!(
-                    "delivery {id} to {} failed (attempt {attempts}), retry in {}: {error}",
-                    user.email,
-                    crate::input::format_duration(wait)
-                );
-                DeliveryOutcome::Retry {
-                    error,
-                    next_attempt_at: now + wait,
-                }
+            Err(SendError::Temporary(error)) => self.retry(id, to, error, attempts, now, summary),
+            Err(SendError::Unavailable(error)) => {
+                self.down.push(d.channel.clone());
+                self.retry(id, to, error, attempts, now, summary)
             }
         };
-        record(store, &outcome)
+        self.record(id, &outcome)
+    }
+
+    fn retry(
+        &self,
+        id: i64,
+        to: &str,
+        error: String,
+        attempts: u32,
+        now: DateTime<Utc>,
+        summary: &mut TickSummary,
+    ) -> DeliveryOutcome {
+        summary.failed += 1;
+        let s = self.settings;
+        let wait = backoff(s.backoff_base, s.backoff_max, attempts);
+        log::warn!(
+            "delivery {id} to {to} failed (attempt {attempts}), retry in {}: {error}",
+            crate::input::format_duration(wait)
+        );
+        DeliveryOutcome::Retry {
+            error,
+            next_attempt_at: now + wait,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! the time, decide which reminders to send now and which to record as skipped.
 //!
 //! No I/O here, so the rules that matter — due, missed, collapsed, armed late — are
-//! unit-tested exhaustively. The tick (`commands/tick.rs`) and `plan` both call [`decide`].
+//! unit-tested exhaustively. The tick (`service/tick.rs`) and `plan` both call [`decide`].
 //!
 //! The rules, for one participant of one scheduled event and each offset not yet decided
 //! for the event's current start:
@@ -18,7 +18,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-pub use crate::store::ReminderCandidate as Candidate;
+pub use crate::model::Candidate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {

@@ -17,13 +17,8 @@ use super::smtp::SmtpSession;
 use super::{Outgoing, SendError, Sender, Sent};
 use crate::config::{EmailConfig, Transport};
 use crate::error::user_error;
+use crate::input::parse_mailbox;
 use crate::messages::{ics, Kind, Rendered};
-use crate::Ctx;
-
-pub fn parse_mailbox(s: &str) -> Result<Mailbox, String> {
-    s.parse::<Mailbox>()
-        .map_err(|e| format!("'{s}' is not a valid address ({e})"))
-}
 
 enum Backend {
     Smtp(Box<SmtpSession>),
@@ -32,16 +27,19 @@ enum Backend {
     Stdout,
 }
 
-pub struct EmailSender<'a> {
-    ctx: &'a Ctx,
+pub struct EmailSender {
+    cfg: EmailConfig,
     backend: Backend,
     from: Mailbox,
     domain: String,
+    /// The stdout transport writes to stderr instead (stdout carries `--json`).
+    stdout_to_stderr: bool,
 }
 
-impl<'a> EmailSender<'a> {
-    pub fn new(ctx: &'a Ctx) -> anyhow::Result<EmailSender<'a>> {
-        let cfg: &EmailConfig = &ctx.config.email;
+impl EmailSender {
+    /// `outbox_dir` is where the file transport writes; `stdout_to_stderr` keeps the
+    /// stdout transport off a machine-readable stdout.
+    pub fn new(cfg: &EmailConfig, outbox_dir: &Path, stdout_to_stderr: bool) -> anyhow::Result<EmailSender> {
         let from = parse_mailbox(&cfg.from).map_err(|e| user_error(format!("email.from: {e}")))?;
         let domain = from.email.domain().to_string();
         let backend = match cfg.transport {
@@ -50,7 +48,7 @@ impl<'a> EmailSender<'a> {
                 Backend::Sendmail(SendmailTransport::new_with_command(&cfg.sendmail_command))
             }
             Transport::File => {
-                let dir = ctx.outbox_dir();
+                let dir = outbox_dir.to_path_buf();
                 create_private_dir(&dir)
                     .with_context(|| format!("creating the email directory {}", dir.display()))?;
                 Backend::Dir(dir)
@@ -59,34 +57,28 @@ impl<'a> EmailSender<'a> {
             Transport::None => anyhow::bail!("email transport is none: no email channel"),
         };
         Ok(EmailSender {
-            ctx,
+            cfg: cfg.clone(),
             backend,
             from,
             domain,
+            stdout_to_stderr,
         })
     }
 
     /// The email for a delivery: same Message-ID on every retry, so receivers that see a
     /// duplicate (crash after acceptance) can tell.
     pub fn build(&self, item: &Outgoing) -> anyhow::Result<(Message, String)> {
-        let d = item.delivery;
-        let kind: Kind = d.kind.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mc = crate::notices::message_context(
-            self.ctx,
-            item.user,
-            kind,
-            item.event,
-            d.offset_minutes,
-            d.previous_start,
-            (kind == Kind::Custom).then_some((d.title.as_str(), d.body.as_str())),
-        );
+        let kind = item.kind;
         let Rendered {
             subject, text, html, ..
-        } = self.ctx.templates()?.render(&mc)?;
-        let message_id = format!("<notifyctl.{}.{}@{}>", d.notification_id, d.id, self.domain);
+        } = item.rendered.clone();
+        let message_id = format!(
+            "<notifyctl.{}.{}@{}>",
+            item.notification_id, item.delivery_id, self.domain
+        );
         let to = Mailbox::new(
-            Some(item.user.name.clone()),
-            item.user.email.parse().context("recipient address")?,
+            Some(item.recipient.name.clone()),
+            item.recipient.email.parse().context("recipient address")?,
         );
         let mut builder = Message::builder()
             .from(self.from.clone())
@@ -94,7 +86,7 @@ impl<'a> EmailSender<'a> {
             .subject(subject)
             .message_id(Some(message_id.clone()))
             .date(SystemTime::from(item.now));
-        let cfg = &self.ctx.config.email;
+        let cfg = &self.cfg;
         if !cfg.reply_to.is_empty() {
             builder = builder
                 .reply_to(parse_mailbox(&cfg.reply_to).map_err(|e| anyhow::anyhow!("email.reply_to: {e}"))?);
@@ -125,7 +117,7 @@ impl<'a> EmailSender<'a> {
         let alternative = MultiPart::alternative()
             .singlepart(SinglePart::plain(text.clone()))
             .singlepart(SinglePart::html(html));
-        let body = match (kind, item.event) {
+        let body = match (kind, &item.event) {
             (Kind::Custom, _) | (_, None) => alternative,
             (_, Some(event)) => {
                 let method = if kind == Kind::Cancelled {
@@ -143,8 +135,8 @@ impl<'a> EmailSender<'a> {
                         ends_at: event.ends_at,
                         video_url: event.video_url.as_deref(),
                         organizer_email: self.from.email.as_ref(),
-                        attendee_email: &item.user.email,
-                        attendee_name: &item.user.name,
+                        attendee_email: &item.recipient.email,
+                        attendee_name: &item.recipient.name,
                         stamp: item.now,
                     },
                     method,
@@ -163,7 +155,7 @@ impl<'a> EmailSender<'a> {
     }
 }
 
-impl Sender for EmailSender<'_> {
+impl Sender for EmailSender {
     fn send(&mut self, item: &Outgoing) -> Result<Sent, SendError> {
         let (message, message_id) = self
             .build(item)
@@ -182,14 +174,14 @@ impl Sender for EmailSender<'_> {
                 "accepted by sendmail".to_string()
             }
             Backend::Dir(dir) => {
-                let path = write_eml(dir, item.delivery.id, &message.formatted()).map_err(|e| {
+                let path = write_eml(dir, item.delivery_id, &message.formatted()).map_err(|e| {
                     SendError::Unavailable(format!("writing .eml file in {}: {e}", dir.display()))
                 })?;
                 format!("written to {}", path.display())
             }
             Backend::Stdout => {
                 // With --json, stdout carries the machine-readable summary: mail goes to stderr.
-                let mut out: Box<dyn Write> = if self.ctx.out.json {
+                let mut out: Box<dyn Write> = if self.stdout_to_stderr {
                     Box::new(std::io::stderr().lock())
                 } else {
                     Box::new(std::io::stdout().lock())

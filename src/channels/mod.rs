@@ -1,5 +1,6 @@
-//! Delivery channels. The outbox knows them only through [`Sender`]: it hands over a
-//! prepared notice and gets back a sent receipt or a classified failure.
+//! Delivery channels. Each is given a rendered, addressed message and its own settings —
+//! never the whole program context — and answers with a receipt or a classified failure.
+//! The outbox knows them only through [`Sender`].
 
 pub mod email;
 pub mod smtp;
@@ -7,14 +8,47 @@ pub mod webhook;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Event, User};
-use crate::store::ClaimedDelivery;
+use crate::messages::{Kind, Rendered};
+use crate::model::EventStatus;
 
-/// One claimed delivery with the data it is built from, read just before sending.
-pub struct Outgoing<'a> {
-    pub delivery: &'a ClaimedDelivery,
-    pub user: &'a User,
-    pub event: Option<&'a Event>,
+/// Who a message goes to.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub user_id: i64,
+    pub name: String,
+    pub email: String,
+}
+
+/// The event a message is about, as it is when the message goes out.
+#[derive(Debug, Clone)]
+pub struct EventRef {
+    pub id: i64,
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub status: EventStatus,
+    /// iCalendar SEQUENCE: calendars keep the version with the highest.
+    pub sequence: i64,
+    pub video_url: Option<String>,
+}
+
+/// One delivery, rendered for its recipient, ready for a channel.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub delivery_id: i64,
+    pub notification_id: i64,
+    pub kind: Kind,
+    pub recipient: Recipient,
+    /// The in-app title and summary as stored.
+    pub title: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub offset_minutes: Option<i64>,
+    /// The event the notice is about (kept when the event itself is gone).
+    pub event_id: Option<i64>,
+    pub event: Option<EventRef>,
+    /// Subject, text and HTML in the recipient's language and zone.
+    pub rendered: Rendered,
     pub now: DateTime<Utc>,
 }
 
@@ -37,5 +71,5 @@ pub enum SendError {
 }
 
 pub trait Sender {
-    fn send(&mut self, item: &Outgoing) -> Result<Sent, SendError>;
+    fn send(&mut self, message: &Outgoing) -> Result<Sent, SendError>;
 }

@@ -57,8 +57,7 @@ impl WebhookSender {
     }
 
     pub fn payload(item: &Outgoing) -> String {
-        let d = item.delivery;
-        let event = item.event.map(|e| {
+        let event = item.event.as_ref().map(|e| {
             json!({
                 "id": e.id,
                 "title": e.title,
@@ -69,17 +68,17 @@ impl WebhookSender {
             })
         });
         json!({
-            "delivery_id": d.id,
+            "delivery_id": item.delivery_id,
             "notification": {
-                "id": d.notification_id,
-                "user_id": item.user.id,
-                "user_email": item.user.email,
-                "kind": d.kind,
-                "title": d.title,
-                "body": d.body,
-                "event_id": d.event_id,
-                "offset_minutes": d.offset_minutes,
-                "created_at": rfc3339(d.created_at),
+                "id": item.notification_id,
+                "user_id": item.recipient.user_id,
+                "user_email": item.recipient.email,
+                "kind": item.kind.as_str(),
+                "title": item.title,
+                "body": item.body,
+                "event_id": item.event_id,
+                "offset_minutes": item.offset_minutes,
+                "created_at": rfc3339(item.created_at),
             },
             "event": event,
         })
@@ -96,7 +95,7 @@ impl Sender for WebhookSender {
             .post(&self.url)
             .set("Content-Type", "application/json")
             .set("User-Agent", concat!("notifyctl/", env!("CARGO_PKG_VERSION")))
-            .set("X-Notifyctl-Delivery", &item.delivery.id.to_string())
+            .set("X-Notifyctl-Delivery", &item.delivery_id.to_string())
             .set("X-Notifyctl-Timestamp", &timestamp.to_string())
             .set(
                 "X-Notifyctl-Signature",

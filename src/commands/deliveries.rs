@@ -1,32 +1,19 @@
-//! `deliveries [--status S]` and `deliveries retry ID... | --dead`: the email outbox.
-
-use std::process::ExitCode;
+//! `deliveries [--status S]` and `deliveries retry ID... | --dead`: the outbox.
 
 use serde_json::json;
 
 use crate::cli::{DeliveriesArgs, DeliveriesCmd};
-use crate::error::user_error;
 use crate::input::rfc3339;
 use crate::Ctx;
 
-const STATUSES: [&str; 7] = [
-    "pending",
-    "sending",
-    "failed",
-    "dead",
-    "sent",
-    "superseded",
-    "expired",
-];
-
-pub fn run(ctx: &Ctx, args: DeliveriesArgs) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, args: DeliveriesArgs) -> anyhow::Result<()> {
     match args.action {
         Some(DeliveriesCmd::Retry { ids, dead }) => {
-            let mut store = ctx.store()?;
+            let mut service = ctx.service()?;
             let n = if dead {
-                store.retry_dead(ctx.now())?
+                service.retry_dead()?
             } else {
-                store.retry_deliveries(&ids, ctx.now())?
+                service.retry_deliveries(&ids)?
             };
             if ctx.out.json {
                 ctx.out.json(&json!({"requeued": n}));
@@ -34,21 +21,21 @@ pub fn run(ctx: &Ctx, args: DeliveriesArgs) -> anyhow::Result<ExitCode> {
                 ctx.out
                     .line(format!("{n} deliveries re-queued; the next tick sends them"));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
         None => {
-            if let Some(s) = &args.status {
-                if !STATUSES.contains(&s.as_str()) {
-                    return Err(user_error(format!(
-                        "unknown status '{s}': use {}",
-                        STATUSES.join(", ")
-                    )));
-                }
-            }
-            let list = ctx.store()?.list_deliveries(args.status.as_deref(), args.limit)?;
+            let mut list = Vec::new();
+            ctx.service()?
+                .deliveries(args.status.as_deref(), args.limit, &mut |d| {
+                    match d {
+                        Ok(d) => list.push(d),
+                        Err(b) => super::report_broken(&b),
+                    }
+                    Ok(())
+                })?;
             if ctx.out.json {
                 ctx.out.json(&list);
-                return Ok(ExitCode::SUCCESS);
+                return Ok(());
             }
             let rows: Vec<Vec<String>> = list
                 .iter()
@@ -85,7 +72,7 @@ pub fn run(ctx: &Ctx, args: DeliveriesArgs) -> anyhow::Result<ExitCode> {
                 ],
                 &rows,
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
     }
 }

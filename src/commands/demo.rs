@@ -3,25 +3,26 @@
 //! Two users (one in Paris reading French, one in New York reading English), one event
 //! 45 minutes ahead, then the clock walks through the tick minutes: the assignment
 //! notices, the 30-minute and 5-minute reminders as .eml files and inbox rows, a tick
-//! that runs twice and sends nothing twice, and the final status.
+//! that runs twice and sends nothing twice, and the final status. Every step goes
+//! through the service, as the real commands do.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use chrono::{DurationRound, TimeDelta};
 use serde_json::json;
 
 use crate::channels::email::create_private_dir;
 use crate::clock::Clock;
-use crate::commands::event::{self, EventSpec};
-use crate::commands::tick;
 use crate::config::{Config, Transport, VideoProvider};
 use crate::input::rfc3339;
-use crate::output::Output;
-use crate::store::{InboxFilter, NewEvent, OpenMode};
+use crate::service::booking::EventDraft;
+use crate::service::tick::TickOptions;
+use crate::service::users::UserInput;
+use crate::service::{InboxFilter, Service};
+use crate::store::{Location, OpenMode};
 use crate::Ctx;
 
-pub fn run(ctx: &Ctx, keep: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, keep: Option<PathBuf>) -> anyhow::Result<()> {
     let dir = match keep {
         Some(d) => d,
         None => {
@@ -41,58 +42,46 @@ pub fn run(ctx: &Ctx, keep: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut config = Config::default();
     config.email.transport = Transport::File;
     config.video.provider = VideoProvider::Jitsi;
+    let location = Location::Sqlite(db.clone());
     let start_clock = ctx.now().duration_trunc(TimeDelta::minutes(1))?;
-    let at = |minutes: i64| {
-        let quiet = Output::new(true);
-        Ctx::new(
+    let at = |minutes: i64, mode: OpenMode| {
+        Service::open(
             config.clone(),
-            db.clone(),
             Clock::frozen(start_clock + TimeDelta::minutes(minutes)),
-            quiet,
+            location.clone(),
+            mode,
         )
     };
     let say = |s: String| ctx.out.line(s);
 
-    let c0 = at(0);
-    let mut store = c0.open_store(OpenMode::Create)?;
-    let ana = store.add_user(
-        "ana@example.org",
-        "Ana Martin",
-        Some("Europe/Paris"),
-        Some("fr"),
-        true,
-        c0.now(),
-    )?;
-    let bob = store.add_user(
-        "bob@example.com",
-        "Bob Smith",
-        Some("America/New_York"),
-        Some("en"),
-        true,
-        c0.now(),
-    )?;
+    let mut s0 = at(0, OpenMode::Create)?;
+    let mut users = Vec::new();
+    for (email, name, tz, locale) in [
+        ("ana@example.org", "Ana Martin", "Europe/Paris", "fr"),
+        ("bob@example.com", "Bob Smith", "America/New_York", "en"),
+    ] {
+        users.push(s0.add_user(&UserInput {
+            email: email.into(),
+            name: name.into(),
+            timezone: Some(tz.into()),
+            locale: Some(locale.into()),
+            email_enabled: true,
+        })?);
+    }
     let starts_at = start_clock + TimeDelta::minutes(45);
-    let spec = EventSpec {
-        new: NewEvent {
+    let ev = s0.add_event(
+        &EventDraft {
             title: "Mentoring session".into(),
-            starts_at,
-            ends_at: starts_at + TimeDelta::hours(1),
+            start: rfc3339(starts_at),
+            duration: Some("1h".into()),
             timezone: Some("Europe/Paris".into()),
-            video_url: crate::video::resolve(
-                &config.video,
-                "auto",
-                "Mentoring session",
-                starts_at,
-                starts_at + TimeDelta::hours(1),
-            )?,
+            video: "auto".into(),
+            participants: vec!["ana@example.org:mentor".into(), "bob@example.com:mentee".into()],
+            ..Default::default()
         },
-        participants: vec![
-            ("ana@example.org".into(), "mentor".into()),
-            ("bob@example.com".into(), "mentee".into()),
-        ],
-    };
-    let ev = store.write(|tx| event::insert(tx, &c0, &spec, false, true))?;
-    drop(store);
+        false,
+    )?;
+    drop(s0);
     say(format!("demo database: {}", db.display()));
     say(format!(
         "{}: event {} '{}' created for {} (Ana, mentor; Bob, mentee), video {}",
@@ -115,23 +104,30 @@ pub fn run(ctx: &Ctx, keep: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         (40, "5 minutes before: the second reminder"),
         (46, "the event has started: nothing more"),
     ] {
-        let c = at(minute);
-        let r = tick::tick(&c, None)?;
+        let mut s = at(minute, OpenMode::Existing)?;
+        let r = s.tick(TickOptions {
+            max_runtime: None,
+            mail_to_stderr: false,
+        })?;
         say(format!(
             "{} tick ({note}): {} reminders created, {} emails sent",
-            rfc3339(c.now()),
+            rfc3339(s.now()),
             r.summary.created,
             r.summary.sent
         ));
-        ticks.push(json!({"at": rfc3339(c.now()), "created": r.summary.created, "sent": r.summary.sent}));
+        ticks.push(json!({"at": rfc3339(s.now()), "created": r.summary.created, "sent": r.summary.sent}));
     }
 
-    let last = at(46);
-    let store = last.store()?;
+    let mut last = at(46, OpenMode::Existing)?;
     let mut inboxes = Vec::new();
-    for (id, who) in [(ana, "Ana"), (bob, "Bob")] {
-        let items = store.inbox(id, &InboxFilter::default())?;
-        say(format!("{who}'s inbox ({} unread):", store.unread_count(id)?));
+    for (id, who) in [(users[0], "Ana"), (users[1], "Bob")] {
+        let mut items = Vec::new();
+        last.inbox(&id.to_string(), &InboxFilter::default(), &mut |n| {
+            items.push(n?);
+            Ok(())
+        })?;
+        let (_, unread) = last.unread_count(&id.to_string())?;
+        say(format!("{who}'s inbox ({unread} unread):"));
         for n in &items {
             say(format!("  [{}] {}", n.kind, n.title));
         }
@@ -164,5 +160,5 @@ pub fn run(ctx: &Ctx, keep: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             db.display()
         ));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

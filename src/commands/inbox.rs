@@ -1,44 +1,18 @@
 //! The in-app inbox: `send`, `list`, `show`, `mark-read`, `mark-unread`, `unread-count`,
 //! `delete`, `clear-read`.
 
-use std::process::ExitCode;
-
 use serde_json::json;
 
 use crate::error::user_error;
 use crate::input::rfc3339;
-use crate::model::{Kind, NewNotice, Notification};
-use crate::notices;
-use crate::store::{self, InboxFilter};
+use crate::model::Notification;
+use crate::service::InboxFilter;
 use crate::Ctx;
 
-pub fn send(ctx: &Ctx, user: &str, title: &str, body: &str, no_email: bool) -> anyhow::Result<ExitCode> {
-    if title.trim().is_empty() {
-        return Err(user_error("a notice needs a title (--title)"));
-    }
-    let mut store = ctx.store()?;
-    let id = store.write(|tx| {
-        let u = store::find_user(tx, user)?;
-        let mc = notices::message_context(ctx, &u, Kind::Custom, None, None, None, Some((title, body)));
-        // Render now so a broken template fails the command, not a later tick.
-        ctx.templates()?.render(&mc)?;
-        let notice = NewNotice {
-            user_id: u.id,
-            kind: Kind::Custom,
-            event_id: None,
-            offset_minutes: None,
-            event_start: None,
-            event_sequence: None,
-            previous_start: None,
-            title: title.trim().to_string(),
-            body: body.to_string(),
-            channels: notices::channels(ctx, &u, !no_email),
-        };
-        store::insert_notice(tx, &notice, ctx.now())?
-            .ok_or_else(|| anyhow::anyhow!("custom notice was not stored"))
-    })?;
+pub fn send(ctx: &Ctx, user: &str, title: &str, body: &str, no_email: bool) -> anyhow::Result<()> {
+    let id = ctx.service()?.send_custom(user, title, body, !no_email)?;
     super::created(ctx, json!({"id": id}), id.to_string());
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 pub fn list(
@@ -47,23 +21,23 @@ pub fn list(
     unread: bool,
     kind: Option<String>,
     limit: Option<u32>,
-) -> anyhow::Result<ExitCode> {
-    if let Some(k) = &kind {
-        k.parse::<Kind>().map_err(|e| user_error(e.to_string()))?;
-    }
-    let store = ctx.store()?;
-    let u = store.find_user(user)?;
-    let items = store.inbox(
-        u.id,
-        &InboxFilter {
-            unread_only: unread,
-            kind,
-            limit,
-        },
-    )?;
+) -> anyhow::Result<()> {
+    let filter = InboxFilter {
+        unread_only: unread,
+        kind,
+        limit,
+    };
+    let mut items = Vec::new();
+    ctx.service()?.inbox(user, &filter, &mut |n| {
+        match n {
+            Ok(n) => items.push(n),
+            Err(b) => super::report_broken(&b),
+        }
+        Ok(())
+    })?;
     if ctx.out.json {
         ctx.out.json(&items);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = items
         .iter()
@@ -83,13 +57,13 @@ pub fn list(
         .collect();
     ctx.out
         .table(&["ID", "NEW", "KIND", "CREATED (UTC)", "TITLE"], &rows);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-pub fn show(ctx: &Ctx, id: i64) -> anyhow::Result<ExitCode> {
-    let n = ctx.store()?.notification(id)?;
+pub fn show(ctx: &Ctx, id: i64) -> anyhow::Result<()> {
+    let n = ctx.service()?.notification(id)?;
     print_one(ctx, &n);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn print_one(ctx: &Ctx, n: &Notification) {
@@ -125,47 +99,42 @@ fn changed(ctx: &Ctx, what: &str, n: usize) {
     }
 }
 
-pub fn mark_read(ctx: &Ctx, ids: &[i64], all: bool, user: Option<&str>) -> anyhow::Result<ExitCode> {
-    let mut store = ctx.store()?;
+pub fn mark_read(ctx: &Ctx, ids: &[i64], all: bool, user: Option<&str>) -> anyhow::Result<()> {
+    let mut service = ctx.service()?;
     let n = if all {
         let user = user.ok_or_else(|| user_error("--all needs --user"))?;
-        let u = store.find_user(user)?;
-        store.mark_all_read(u.id, ctx.now())?
+        service.mark_all_read(user)?
     } else {
-        store.mark_read(ids, ctx.now())?
+        service.mark_read(ids)?
     };
     changed(ctx, "marked read", n);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-pub fn mark_unread(ctx: &Ctx, ids: &[i64]) -> anyhow::Result<ExitCode> {
-    let n = ctx.store()?.mark_unread(ids)?;
+pub fn mark_unread(ctx: &Ctx, ids: &[i64]) -> anyhow::Result<()> {
+    let n = ctx.service()?.mark_unread(ids)?;
     changed(ctx, "marked unread", n);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-pub fn unread_count(ctx: &Ctx, user: &str) -> anyhow::Result<ExitCode> {
-    let store = ctx.store()?;
-    let u = store.find_user(user)?;
-    let n = store.unread_count(u.id)?;
+pub fn unread_count(ctx: &Ctx, user: &str) -> anyhow::Result<()> {
+    let (user_id, n) = ctx.service()?.unread_count(user)?;
     if ctx.out.json {
-        ctx.out.json(&json!({"user_id": u.id, "unread": n}));
+        ctx.out.json(&json!({"user_id": user_id, "unread": n}));
     } else {
         ctx.out.line(n.to_string());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-pub fn delete(ctx: &Ctx, ids: &[i64]) -> anyhow::Result<ExitCode> {
-    let n = ctx.store()?.delete_notifications(ids)?;
+pub fn delete(ctx: &Ctx, ids: &[i64]) -> anyhow::Result<()> {
+    let n = ctx.service()?.delete_notifications(ids)?;
     changed(ctx, "deleted", n);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-pub fn clear_read(ctx: &Ctx, user: &str) -> anyhow::Result<ExitCode> {
-    let mut store = ctx.store()?;
-    let u = store.find_user(user)?;
-    let n = store.clear_read(u.id)?;
+pub fn clear_read(ctx: &Ctx, user: &str) -> anyhow::Result<()> {
+    let n = ctx.service()?.clear_read(user)?;
     changed(ctx, "deleted", n);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -1,5 +1,5 @@
-//! One file per command family: read the arguments, call the domain, hand results to
-//! `output`. Thin on purpose.
+//! One file per command family: read the arguments, call the service, hand results to
+//! `output`. Thin on purpose: no SQL and no business rule here.
 
 pub mod config;
 pub mod deliveries;
@@ -15,12 +15,10 @@ pub mod status;
 pub mod tick;
 pub mod user;
 
-use std::process::ExitCode;
-
 use crate::cli::Command;
 use crate::Ctx;
 
-pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
+pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Init => init::run(ctx),
         Command::User(cmd) => user::run(ctx, cmd),
@@ -51,7 +49,8 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Prune { older_than, dry_run } => prune::run(ctx, &older_than, dry_run),
         Command::Config(cmd) => config::run(ctx, cmd),
         Command::Demo { keep } => demo::run(ctx, keep),
-        Command::Completions { .. } | Command::Man => unreachable!("handled before the config is loaded"),
+        Command::Completions { shell } => docs::completions(shell, &ctx.out),
+        Command::Man => docs::man(&ctx.out),
     }
 }
 
@@ -62,4 +61,9 @@ pub(crate) fn created(ctx: &Ctx, value: serde_json::Value, human: impl AsRef<str
     } else {
         ctx.out.line(human);
     }
+}
+
+/// Report a row that could not be read (the rest of the listing goes on).
+pub(crate) fn report_broken(b: &crate::service::BrokenRow) {
+    log::error!("skipping a broken row: {b}");
 }

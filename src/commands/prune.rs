@@ -1,17 +1,13 @@
 //! `prune --older-than DUR [--dry-run]`: retention for files used for years.
 
-use std::process::ExitCode;
-
 use serde_json::json;
 
 use crate::input::{parse_duration, rfc3339};
 use crate::Ctx;
 
-pub fn run(ctx: &Ctx, older_than: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, older_than: &str, dry_run: bool) -> anyhow::Result<()> {
     let age = parse_duration(older_than)?;
-    let cutoff = ctx.now() - age;
-    let mut store = ctx.store()?;
-    let counts = store.prune(cutoff, dry_run)?;
+    let (cutoff, counts) = ctx.service()?.prune(age, dry_run)?;
     if ctx.out.json {
         ctx.out
             .json(&json!({"dry_run": dry_run, "cutoff": rfc3339(cutoff), "removed": counts}));
@@ -26,5 +22,5 @@ pub fn run(ctx: &Ctx, older_than: &str, dry_run: bool) -> anyhow::Result<ExitCod
             rfc3339(cutoff)
         ));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -1,239 +1,467 @@
-//! The only place with SQL: opening the file, pragmas, migrations, and one file per
-//! table group. Functions take and return plain domain types; every statement binds its
-//! parameters.
+//! The storage interface the service uses, and the choice of backend.
 //!
-//! Concurrency model: WAL mode, so readers never block the tick; a busy timeout, so a
-//! second writer waits instead of failing; and every read-decide-write sequence runs in a
-//! `BEGIN IMMEDIATE` transaction ([`Store::write`]), so two processes cannot both decide
-//! on the same stale read (double booking, duplicate reminders, double claims).
+//! The service never sees SQL or a connection: it calls typed operations ([`Ops`]) and
+//! composes them inside [`Store::transaction`], whose isolation the backend guarantees
+//! (SQLite: `BEGIN IMMEDIATE`, so a read-decide-write sequence sees no concurrent writer;
+//! PostgreSQL: unique keys, row locks and constraints, with serialization failures retried).
+//! Each backend is one module below; adding one means implementing these traits, not
+//! touching the service.
+//!
+//! Rows are decoded one by one: a value the web app broke becomes a [`BrokenRow`] for that
+//! row alone, reported by the caller, never a panic and never a failed query for everyone.
 
-mod deliveries;
-mod events;
-mod maintenance;
-mod notifications;
-mod reminders;
-mod ticks;
-mod users;
+pub mod sqlite;
 
-use std::path::{Path, PathBuf};
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use serde::Serialize;
 
-pub use deliveries::{ClaimedDelivery, DeliveryCounts, DeliveryOutcome};
-pub use events::{EventChanges, EventFilter, NewEvent};
-pub use maintenance::PruneCounts;
-pub use notifications::InboxFilter;
-pub use reminders::{ReminderCandidate, SkippedCount};
-pub use ticks::{TickRecord, TickSummary};
-pub use users::UserChanges;
+use crate::model::{Candidate, Delivery, Event, NewNotice, Notification, User};
 
-// Transaction-level functions for the domain code that composes them in one `write`.
-pub(crate) use deliveries::{claim_due, load_claimed, record_outcome, release_claims, renew_claims};
-pub(crate) use events::{
-    bump_sequence, cancel_event, delete_participant, find_overlap, get_event, insert_event,
-    insert_participant, update_event,
-};
-pub(crate) use notifications::insert_notice;
-pub(crate) use reminders::{link_notification, record_decision};
-pub(crate) use ticks::{finish_tick, start_tick};
-pub(crate) use users::{find_user, get_user, insert_user};
-
-use crate::error::user_error;
-
-/// The schema this binary writes; `PRAGMA user_version` records what a file has.
-pub const SCHEMA_VERSION: i64 = 1;
-const SCHEMA: &str = include_str!("../../schema.sql");
-
-pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+/// Where the data lives, from `--db`, `NOTIFYCTL_DB` or the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
 }
 
-/// Whether `open` may create a missing file (only `init` and `demo` do).
+impl Location {
+    pub fn parse(s: &str) -> Location {
+        Location::Sqlite(PathBuf::from(s))
+    }
+
+    /// The directory relative paths of the file transport are read from.
+    pub fn base_dir(&self) -> PathBuf {
+        match self {
+            Location::Sqlite(p) => p.parent().map(PathBuf::from).unwrap_or_default(),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Whether `open` may create the database (only `init` and `demo` do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
     Create,
     Existing,
 }
 
-impl Store {
-    pub fn open(path: &Path, mode: OpenMode, busy_timeout: Duration) -> anyhow::Result<Store> {
-        let exists = path.exists();
-        if !exists {
-            if mode != OpenMode::Create {
-                return Err(user_error(format!(
-                    "database {} does not exist: run `notifyctl init` first (or pass --db / NOTIFYCTL_DB)",
-                    path.display()
-                )));
-            }
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-            if let Some(dir) = dir {
-                if !dir.is_dir() {
-                    return Err(user_error(format!(
-                        "cannot create database {}: directory {} does not exist",
-                        path.display(),
-                        dir.display()
-                    )));
-                }
-            }
-            create_private_file(path).with_context(|| format!("creating database {}", path.display()))?;
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .with_context(|| format!("opening database {}", path.display()))?;
-        conn.busy_timeout(busy_timeout)?;
-        let store = Store {
-            conn,
-            path: path.to_path_buf(),
-        };
-        store
-            .configure()
-            .map_err(|e| match e.downcast::<rusqlite::Error>() {
-                Ok(sqlite) => busy_hint(sqlite, path),
-                Err(other) => other,
-            })
-            .with_context(|| format!("opening database {}", path.display()))?;
-        Ok(store)
-    }
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    pub mode: OpenMode,
+    /// How long to wait for another writer's lock before giving up (exit 4).
+    pub busy_timeout: Duration,
+}
 
-    fn configure(&self) -> anyhow::Result<()> {
-        // A file that is not SQLite fails here, with SQLite's "file is not a database".
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(user_error(format!(
-                "database {} has schema version {version}, newer than this notifyctl ({SCHEMA_VERSION}): upgrade notifyctl",
-                self.path.display()
-            )));
-        }
-        self.conn.execute_batch("PRAGMA foreign_keys = ON;")?;
-        // WAL lets the web app read the inbox while a tick writes; NORMAL sync is durable
-        // across process crashes (the failure the outbox guards against) and much faster.
-        self.conn
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
-        if version < SCHEMA_VERSION {
-            self.migrate()?;
+/// Open (and, with [`OpenMode::Create`], create or migrate) the database.
+pub fn open(location: &Location, options: OpenOptions) -> anyhow::Result<Box<dyn Store>> {
+    match location {
+        Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path, options)?)),
+    }
+}
+
+/// A database with every operation, plus transactions.
+pub trait Store: Ops {
+    /// The store as plain operations (outside any transaction).
+    fn ops(&mut self) -> &mut dyn Ops;
+
+    /// Run `f` as one write transaction, committed when it returns `Ok`, rolled back
+    /// otherwise. A backend may run `f` again after a transient conflict, so `f` must not
+    /// have effects outside the database.
+    fn transaction(&mut self, f: &mut dyn FnMut(&mut dyn Ops) -> anyhow::Result<()>) -> anyhow::Result<()>;
+
+    /// The schema version the database is at.
+    fn schema_version(&mut self) -> anyhow::Result<i64>;
+
+    /// Delete (or count, with `dry_run`) finished rows older than `cutoff`, in batches
+    /// small enough never to hold the write lock for long.
+    fn prune(&mut self, cutoff: DateTime<Utc>, dry_run: bool) -> anyhow::Result<PruneCounts>;
+}
+
+/// Run `f` in a write transaction and return its value.
+pub fn write<T>(
+    store: &mut dyn Store,
+    mut f: impl FnMut(&mut dyn Ops) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut value = None;
+    store.transaction(&mut |ops| {
+        value = Some(f(ops)?);
+        Ok(())
+    })?;
+    value.ok_or_else(|| anyhow::anyhow!("transaction committed without a result"))
+}
+
+/// Every typed operation, usable inside a transaction or on its own.
+pub trait Ops: UserOps + EventOps + NoticeOps + ReminderOps + DeliveryOps + TickOps {}
+impl<T: UserOps + EventOps + NoticeOps + ReminderOps + DeliveryOps + TickOps + ?Sized> Ops for T {}
+
+/// A row whose value could not be read as what it should be. Shown to the admin as
+/// `table id N, column C: problem (value '...')`, the value shortened and made printable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BrokenRow {
+    pub table: &'static str,
+    pub id: String,
+    pub column: String,
+    pub problem: String,
+    pub value: String,
+}
+
+impl fmt::Display for BrokenRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}, column {}: {}",
+            self.table, self.id, self.column, self.problem
+        )?;
+        if !self.value.is_empty() {
+            write!(f, " (value '{}')", self.value)?;
         }
         Ok(())
     }
-
-    /// Bring an older file forward under the write lock, so two processes that start
-    /// on an old file at once migrate it once. Each step is one transaction.
-    fn migrate(&self) -> anyhow::Result<()> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| busy_hint(e, &self.path))?;
-        let steps = || -> anyhow::Result<()> {
-            let current: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            if current < 1 {
-                self.conn.execute_batch(SCHEMA).context("applying schema.sql")?;
-            }
-            // Later versions add `if current < N { ... }` steps here.
-            self.conn
-                .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-            Ok(())
-        };
-        match steps() {
-            Ok(()) => {
-                self.conn.execute_batch("COMMIT")?;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
-    }
-
-    pub fn schema_version(&self) -> anyhow::Result<i64> {
-        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
-    }
-
-    pub fn conn(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// Run `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken before the
-    /// first read, so a decision and its write see the same state. Commits on `Ok`.
-    pub fn write<T>(&mut self, f: impl FnOnce(&Transaction) -> anyhow::Result<T>) -> anyhow::Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| busy_hint(e, &self.path))?;
-        let value = f(&tx)?;
-        tx.commit().map_err(|e| busy_hint(e, &self.path))?;
-        Ok(value)
-    }
 }
 
-/// Explain a busy database in words an admin can act on.
-fn busy_hint(e: rusqlite::Error, path: &Path) -> anyhow::Error {
-    if crate::error::is_busy(&e) {
-        anyhow::Error::new(e).context(format!(
-            "database {} is locked by another process for longer than the busy timeout ([database] busy_timeout); nothing was changed, try again",
-            path.display()
-        ))
-    } else if matches!(
-        e.sqlite_error_code(),
-        Some(
-            rusqlite::ErrorCode::ReadOnly
-                | rusqlite::ErrorCode::CannotOpen
-                | rusqlite::ErrorCode::PermissionDenied
-        )
-    ) {
-        // SQLite needs to write the file and, for its -wal/-shm files, the directory.
-        anyhow::Error::new(e).context(format!(
-            "database {} is read-only for this user: check the permissions of the file and its directory; nothing was changed",
-            path.display()
-        ))
-    } else {
-        anyhow::Error::new(e)
-    }
+impl std::error::Error for BrokenRow {}
+
+/// Streaming callbacks: called once per row, in order; an error stops the walk.
+pub type Each<'a, T> = &'a mut dyn FnMut(T) -> anyhow::Result<()>;
+
+// ---------------------------------------------------------------------------------------
+// Users
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub name: String,
+    pub timezone: Option<String>,
+    pub locale: Option<String>,
+    pub email_enabled: bool,
 }
 
-/// Create the database file readable by its owner only; SQLite gives the -wal and -shm
-/// files the same permissions.
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path).map(drop)
+#[derive(Debug, Default, Clone)]
+pub struct UserChanges {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// `Some(None)` clears the zone back to the default.
+    pub timezone: Option<Option<String>>,
+    pub locale: Option<Option<String>>,
+    pub email_enabled: Option<bool>,
 }
 
-// Instants are stored as RFC 3339 UTC text with second precision.
-pub(crate) fn ts(t: DateTime<Utc>) -> String {
-    crate::input::rfc3339(t)
+pub trait UserOps {
+    /// Insert a user; a taken email address is a user error.
+    fn insert_user(&mut self, user: &NewUser, now: DateTime<Utc>) -> anyhow::Result<i64>;
+    /// By numeric id or email (case-insensitive); unknown is a user error.
+    fn find_user(&mut self, key: &str) -> anyhow::Result<User>;
+    /// By id; `None` when there is no such user.
+    fn user(&mut self, id: i64) -> anyhow::Result<Option<User>>;
+    fn list_users(&mut self, each: Each<Result<User, BrokenRow>>) -> anyhow::Result<()>;
+    fn update_user(&mut self, id: i64, changes: &UserChanges) -> anyhow::Result<()>;
+    /// Delete a user with their participations, notifications and deliveries.
+    fn delete_user(&mut self, id: i64) -> anyhow::Result<()>;
 }
 
-pub(crate) fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                format!("invalid instant '{s}': {e}").into(),
-            )
-        })
+// ---------------------------------------------------------------------------------------
+// Events
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub timezone: Option<String>,
+    pub video_url: Option<String>,
 }
 
-pub(crate) fn get_ts(row: &rusqlite::Row, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
-    parse_ts(&row.get::<_, String>(idx)?)
+#[derive(Debug, Default, Clone)]
+pub struct EventChanges {
+    pub title: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub video_url: Option<Option<String>>,
 }
 
-pub(crate) fn get_ts_opt(row: &rusqlite::Row, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    row.get::<_, Option<String>>(idx)?
-        .map(|s| parse_ts(&s))
-        .transpose()
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    pub user_id: Option<i64>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub include_cancelled: bool,
 }
 
-/// `?, ?, ?` for an `IN (...)` list of `n` bound parameters.
-pub(crate) fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
+/// A scheduled event of a user that intersects a requested slot.
+#[derive(Debug, Clone)]
+pub struct Overlap {
+    pub user_email: String,
+    pub event_id: i64,
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+pub trait EventOps {
+    fn insert_event(&mut self, event: &NewEvent, now: DateTime<Utc>) -> anyhow::Result<i64>;
+    /// Add a participant; false when they already were one.
+    fn add_participant(
+        &mut self,
+        event_id: i64,
+        user_id: i64,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool>;
+    /// Remove a participant; false when they were not one.
+    fn remove_participant(&mut self, event_id: i64, user_id: i64) -> anyhow::Result<bool>;
+    /// A scheduled event of `user_id`, other than `except`, intersecting [start, end).
+    fn find_overlap(
+        &mut self,
+        user_id: i64,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        except: Option<i64>,
+    ) -> anyhow::Result<Option<Overlap>>;
+    /// One event with its participants; `None` when there is no such event. A row that
+    /// cannot be read is an error naming the broken value.
+    fn event(&mut self, id: i64) -> anyhow::Result<Option<Event>>;
+    /// Apply changes. A new start re-arms reminders (moments before now are not sent);
+    /// every change bumps the calendar sequence.
+    fn update_event(&mut self, id: i64, changes: &EventChanges, now: DateTime<Utc>) -> anyhow::Result<()>;
+    /// Participants changed: calendars need a new sequence number.
+    fn bump_sequence(&mut self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()>;
+    fn cancel_event(&mut self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()>;
+    /// Events by start time, with their participants.
+    fn list_events(
+        &mut self,
+        filter: &EventFilter,
+        each: Each<Result<Event, BrokenRow>>,
+    ) -> anyhow::Result<()>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Notifications (the in-app inbox)
+
+#[derive(Debug, Default, Clone)]
+pub struct InboxFilter {
+    pub unread_only: bool,
+    pub kind: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub trait NoticeOps {
+    /// Insert a notice and one pending delivery per channel, or nothing when the same
+    /// notice exists already (the unique keys decide). Returns the new id.
+    fn insert_notice(&mut self, notice: &NewNotice, now: DateTime<Utc>) -> anyhow::Result<Option<i64>>;
+    fn notification(&mut self, id: i64) -> anyhow::Result<Option<Notification>>;
+    /// A user's inbox, newest first.
+    fn inbox(
+        &mut self,
+        user_id: i64,
+        filter: &InboxFilter,
+        each: Each<Result<Notification, BrokenRow>>,
+    ) -> anyhow::Result<()>;
+    fn unread_count(&mut self, user_id: i64) -> anyhow::Result<i64>;
+    /// The first of `ids` that is not a notification, if any.
+    fn first_missing_notification(&mut self, ids: &[i64]) -> anyhow::Result<Option<i64>>;
+    /// Mark read (a notice already read keeps its first read time); rows changed.
+    fn mark_read(&mut self, ids: &[i64], now: DateTime<Utc>) -> anyhow::Result<usize>;
+    fn mark_all_read(&mut self, user_id: i64, now: DateTime<Utc>) -> anyhow::Result<usize>;
+    fn mark_unread(&mut self, ids: &[i64]) -> anyhow::Result<usize>;
+    /// Delete notices with their deliveries (the user dismissed them).
+    fn delete_notifications(&mut self, ids: &[i64]) -> anyhow::Result<usize>;
+    /// Delete a user's read notices whose deliveries are all finished.
+    fn clear_read(&mut self, user_id: i64) -> anyhow::Result<usize>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Reminder decisions
+
+/// One decision to record, keyed once per (event, recipient, offset, event start).
+#[derive(Debug, Clone)]
+pub struct DecisionRecord<'a> {
+    pub event_id: i64,
+    pub user_id: i64,
+    pub offset_minutes: i64,
+    pub event_start: DateTime<Utc>,
+    /// `None`: sent; else the reason it was skipped.
+    pub skipped_reason: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedCount {
+    pub reason: String,
+    pub count: i64,
+}
+
+pub trait ReminderOps {
+    /// Participants of scheduled events starting in (after, until], with the offsets
+    /// already decided for the event's current start. Broken rows come back apart.
+    fn reminder_candidates(
+        &mut self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> anyhow::Result<(Vec<Candidate>, Vec<BrokenRow>)>;
+    /// Record a decision; false when another tick recorded it first.
+    fn record_decision(&mut self, decision: &DecisionRecord, now: DateTime<Utc>) -> anyhow::Result<bool>;
+    /// Point a sent decision at the notification it created.
+    fn link_notification(&mut self, decision: &DecisionRecord, notification_id: i64) -> anyhow::Result<()>;
+    /// Skipped reminders decided since `since`, by reason.
+    fn skipped_since(&mut self, since: DateTime<Utc>) -> anyhow::Result<Vec<SkippedCount>>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Deliveries (the outbox)
+
+/// A claimed delivery with what is needed to re-check and build it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub channel: String,
+    pub attempts: i64,
+    pub notification_id: i64,
+    pub user_id: i64,
+    pub kind: String,
+    pub event_id: Option<i64>,
+    pub offset_minutes: Option<i64>,
+    pub notice_event_start: Option<DateTime<Utc>>,
+    pub previous_start: Option<DateTime<Utc>>,
+    pub title: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome {
+    Sent {
+        message_id: Option<String>,
+        response: String,
+    },
+    Retry {
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    },
+    Dead {
+        error: String,
+    },
+    /// Not sent and never will be: `superseded` (event moved or cancelled) or `expired`.
+    Dropped {
+        status: &'static str,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct DeliveryCounts {
+    pub pending: i64,
+    pub sending: i64,
+    pub failed: i64,
+    pub dead: i64,
+    pub sent: i64,
+}
+
+/// What a tick asks for when it claims work.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest<'a> {
+    /// The tick's claim key: outcomes are recorded only while it still holds the claim.
+    pub owner: &'a str,
+    pub now: DateTime<Utc>,
+    /// The claim lapses then, and another tick may take the delivery over.
+    pub until: DateTime<Utc>,
+    pub limit: u32,
+    /// Channels this tick found unusable: their deliveries wait for the next tick.
+    pub skip_channels: &'a [String],
+}
+
+pub trait DeliveryOps {
+    /// Claim up to `limit` due deliveries: pending or failed ones whose time has come,
+    /// and ones whose claim lapsed because their tick died. Ids in ascending order.
+    fn claim_due(&mut self, request: &ClaimRequest) -> anyhow::Result<Vec<i64>>;
+    /// A claimed delivery; a row that cannot be read is an error for it alone.
+    fn claimed_delivery(&mut self, id: i64) -> anyhow::Result<ClaimedDelivery>;
+    /// Record an outcome; false (nothing written) when `owner` lost the claim meanwhile.
+    fn record_outcome(
+        &mut self,
+        id: i64,
+        owner: &str,
+        outcome: &DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool>;
+    /// Give back claims the tick holds but did not get to.
+    fn release_claims(&mut self, owner: &str, ids: &[i64]) -> anyhow::Result<usize>;
+    /// Extend the tick's claims while it works through a slow batch.
+    fn renew_claims(&mut self, owner: &str, until: DateTime<Utc>) -> anyhow::Result<usize>;
+    fn delivery_counts(&mut self) -> anyhow::Result<DeliveryCounts>;
+    /// The earliest moment a waiting delivery becomes due.
+    fn next_retry_at(&mut self) -> anyhow::Result<Option<DateTime<Utc>>>;
+    /// Newest first, optionally of one status.
+    fn list_deliveries(
+        &mut self,
+        status: Option<&str>,
+        limit: u32,
+        each: Each<Result<Delivery, BrokenRow>>,
+    ) -> anyhow::Result<()>;
+    /// The status of each id (`None`: no such delivery).
+    fn delivery_status(&mut self, id: i64) -> anyhow::Result<Option<String>>;
+    /// Re-queue now with a fresh attempt budget.
+    fn requeue(&mut self, ids: &[i64], now: DateTime<Utc>) -> anyhow::Result<usize>;
+    fn requeue_dead(&mut self, now: DateTime<Utc>) -> anyhow::Result<usize>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Ticks
+
+/// The counts a tick reports; the JSON names are part of the contract.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct TickSummary {
+    pub created: i64,
+    pub skipped: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub dead: i64,
+    /// Deliveries not sent because the event moved or was cancelled, or it was too late.
+    pub dropped: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TickRecord {
+    pub id: i64,
+    #[serde(with = "crate::model::utc")]
+    pub started_at: DateTime<Utc>,
+    #[serde(with = "crate::model::utc_opt")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub ok: Option<bool>,
+    #[serde(flatten)]
+    pub summary: TickSummary,
+    pub error: Option<String>,
+    pub elapsed_ms: Option<i64>,
+}
+
+pub trait TickOps {
+    fn start_tick(&mut self, now: DateTime<Utc>) -> anyhow::Result<i64>;
+    fn finish_tick(
+        &mut self,
+        id: i64,
+        summary: &TickSummary,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+        elapsed_ms: i64,
+    ) -> anyhow::Result<()>;
+    /// The most recent tick, finished or not.
+    fn last_tick(&mut self) -> anyhow::Result<Option<TickRecord>>;
+    /// The most recent tick that finished without error.
+    fn last_good_tick(&mut self) -> anyhow::Result<Option<TickRecord>>;
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct PruneCounts {
+    pub notifications: i64,
+    pub deliveries: i64,
+    pub ticks: i64,
+    pub reminders: i64,
 }

@@ -3,17 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
-use serde::Serialize;
 
-use super::{ts, Store};
-
-#[derive(Debug, Default, Clone, Copy, Serialize)]
-pub struct PruneCounts {
-    pub notifications: i64,
-    pub deliveries: i64,
-    pub ticks: i64,
-    pub reminders: i64,
-}
+use super::{ts, SqliteStore};
+use crate::store::PruneCounts;
 
 const BATCH: i64 = 5000;
 
@@ -48,28 +40,31 @@ const RULES: [(&str, &str); 4] = [
     ),
 ];
 
-impl Store {
-    /// Count (dry run) or delete finished rows older than `cutoff`.
-    pub fn prune(&mut self, cutoff: DateTime<Utc>, dry_run: bool) -> anyhow::Result<PruneCounts> {
-        let mut n = [0i64; 4];
-        for (i, (count_sql, delete_sql)) in RULES.iter().enumerate() {
-            if dry_run {
-                n[i] = self.conn.query_row(count_sql, [ts(cutoff)], |r| r.get(0))?;
-                continue;
-            }
-            loop {
-                let deleted = self.write(|tx| Ok(tx.execute(delete_sql, params![ts(cutoff), BATCH])?))?;
-                n[i] += deleted as i64;
-                if (deleted as i64) < BATCH {
-                    break;
-                }
+/// Count (dry run) or delete finished rows older than `cutoff`, a batch per transaction.
+pub(super) fn prune(
+    store: &mut SqliteStore,
+    cutoff: DateTime<Utc>,
+    dry_run: bool,
+) -> anyhow::Result<PruneCounts> {
+    let mut n = [0i64; 4];
+    for (i, (count_sql, delete_sql)) in RULES.iter().enumerate() {
+        if dry_run {
+            n[i] = store.conn.query_row(count_sql, [ts(cutoff)], |r| r.get(0))?;
+            continue;
+        }
+        loop {
+            let deleted =
+                store.with_write(|s| Ok(s.conn.execute(delete_sql, params![ts(cutoff), BATCH])? as i64))?;
+            n[i] += deleted;
+            if deleted < BATCH {
+                break;
             }
         }
-        Ok(PruneCounts {
-            notifications: n[0],
-            deliveries: n[1],
-            ticks: n[2],
-            reminders: n[3],
-        })
     }
+    Ok(PruneCounts {
+        notifications: n[0],
+        deliveries: n[1],
+        ticks: n[2],
+        reminders: n[3],
+    })
 }

@@ -1,0 +1,197 @@
+//! The service's side of the outbox loop: re-checking a claimed delivery against the data
+//! as it is now (a reminder for a moved or cancelled event is dropped, one that can no
+//! longer arrive in time expires), rendering it for its recipient, and building the
+//! channels' senders from the settings.
+
+use std::cell::OnceCell;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use super::notices::message_context;
+use super::templates;
+use crate::channels::email::EmailSender;
+use crate::channels::webhook::WebhookSender;
+use crate::channels::{EventRef, Outgoing, Recipient, Sender};
+use crate::config::Config;
+use crate::messages::{Kind, Templates};
+use crate::model::{Event, EventStatus, User};
+use crate::outbox::{Deliverer, Prepared};
+use crate::store::{ClaimedDelivery, Ops};
+
+/// Why a claimed delivery must not go out any more, if it must not: (status, reason).
+pub fn stale(
+    d: &ClaimedDelivery,
+    user_id: i64,
+    event: Option<&Event>,
+    now: DateTime<Utc>,
+) -> Option<(&'static str, String)> {
+    let drop = |status: &'static str, reason: &str| Some((status, reason.to_string()));
+    let is_event_notice = matches!(d.kind.as_str(), "reminder" | "assigned" | "rescheduled");
+    if !is_event_notice {
+        return None;
+    }
+    let Some(event) = event else {
+        return drop("superseded", "the event was deleted");
+    };
+    if event.status == EventStatus::Cancelled {
+        return drop("superseded", "the event was cancelled");
+    }
+    if !event.participants.iter().any(|p| p.user_id == user_id) {
+        return drop("superseded", "the recipient is no longer a participant");
+    }
+    if d.kind == "reminder" {
+        if d.notice_event_start != Some(event.starts_at) {
+            return drop("superseded", "the event was moved");
+        }
+        if now >= event.starts_at {
+            return drop("expired", "the event started before the reminder could go out");
+        }
+    }
+    None
+}
+
+/// Prepares claimed deliveries for the tick and holds its senders.
+pub struct TickDeliverer<'a> {
+    config: &'a Config,
+    templates: &'a OnceCell<Templates>,
+    outbox_dir: PathBuf,
+    stdout_to_stderr: bool,
+    users: HashMap<i64, Option<User>>,
+    events: HashMap<i64, Option<Event>>,
+    email: Option<EmailSender>,
+    webhook: Option<WebhookSender>,
+}
+
+impl<'a> TickDeliverer<'a> {
+    pub fn new(
+        config: &'a Config,
+        templates: &'a OnceCell<Templates>,
+        outbox_dir: PathBuf,
+        stdout_to_stderr: bool,
+    ) -> TickDeliverer<'a> {
+        TickDeliverer {
+            config,
+            templates,
+            outbox_dir,
+            stdout_to_stderr,
+            users: HashMap::new(),
+            events: HashMap::new(),
+            email: None,
+            webhook: None,
+        }
+    }
+}
+
+impl Deliverer for TickDeliverer<'_> {
+    fn new_batch(&mut self) {
+        self.events.clear();
+    }
+
+    fn prepare(
+        &mut self,
+        ops: &mut dyn Ops,
+        d: &ClaimedDelivery,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Prepared> {
+        let kind: Kind = match d.kind.parse() {
+            Ok(k) => k,
+            Err(e) => return Ok(Prepared::Dead(format!("notification {}: {e}", d.notification_id))),
+        };
+        let user = match self.users.entry(d.user_id) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(slot) => slot.insert(match ops.user(d.user_id) {
+                Ok(u) => u,
+                Err(e) => return Ok(Prepared::Dead(format!("user {}: {e:#}", d.user_id))),
+            }),
+        };
+        let Some(user) = user.clone() else {
+            return Ok(Prepared::Dead(format!(
+                "the recipient (user {}) no longer exists",
+                d.user_id
+            )));
+        };
+        let event = match d.event_id {
+            Some(eid) => match self.events.entry(eid) {
+                Entry::Occupied(slot) => slot.into_mut().clone(),
+                Entry::Vacant(slot) => match ops.event(eid) {
+                    Ok(e) => slot.insert(e).clone(),
+                    Err(e) => return Ok(Prepared::Dead(format!("unreadable event {eid}: {e:#}"))),
+                },
+            },
+            None => None,
+        };
+        if let Some((status, reason)) = stale(d, user.id, event.as_ref(), now) {
+            return Ok(Prepared::Drop { status, reason });
+        }
+        let mc = message_context(
+            self.config,
+            &user,
+            kind,
+            event.as_ref(),
+            d.offset_minutes,
+            d.previous_start,
+            (kind == Kind::Custom).then_some((d.title.as_str(), d.body.as_str())),
+        );
+        let rendered = match templates(self.templates, self.config)?.render(&mc) {
+            Ok(r) => r,
+            Err(e) => return Ok(Prepared::Dead(format!("rendering the message: {e:#}"))),
+        };
+        Ok(Prepared::Send(Box::new(Outgoing {
+            delivery_id: d.id,
+            notification_id: d.notification_id,
+            kind,
+            recipient: Recipient {
+                user_id: user.id,
+                name: user.name.clone(),
+                email: user.email.clone(),
+            },
+            title: d.title.clone(),
+            body: d.body.clone(),
+            created_at: d.created_at,
+            offset_minutes: d.offset_minutes,
+            event_id: d.event_id,
+            event: event.as_ref().map(|e| EventRef {
+                id: e.id,
+                title: e.title.clone(),
+                starts_at: e.starts_at,
+                ends_at: e.ends_at,
+                status: e.status,
+                sequence: e.sequence,
+                video_url: e.video_url.clone(),
+            }),
+            rendered,
+            now,
+        })))
+    }
+
+    fn sender(&mut self, channel: &str) -> anyhow::Result<&mut dyn Sender> {
+        match channel {
+            "email" => {
+                if self.email.is_none() {
+                    self.email = Some(EmailSender::new(
+                        &self.config.email,
+                        &self.outbox_dir,
+                        self.stdout_to_stderr,
+                    )?);
+                }
+                Ok(self
+                    .email
+                    .as_mut()
+                    .ok_or_else(|| anyhow::anyhow!("no email sender"))?)
+            }
+            "webhook" => {
+                if self.webhook.is_none() {
+                    self.webhook = Some(WebhookSender::new(&self.config.webhook)?);
+                }
+                Ok(self
+                    .webhook
+                    .as_mut()
+                    .ok_or_else(|| anyhow::anyhow!("no webhook sender"))?)
+            }
+            other => anyhow::bail!("unknown channel '{other}'"),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The use cases: what each command means, and the rules behind each guarantee, in one
+//! place. Commands parse arguments, call one method here and print what it returns; the
+//! service decides (with the pure planner in `reminders.rs`), and the store and channels
+//! do the I/O.
+//!
+//! One file per use-case family: `users`, `booking` (add, assign, move, cancel, import
+//! rows), `notices` (what each recipient gets, on which channels), `inbox`, `tick` (decide
+//! and apply reminders, deliver the outbox, heartbeat), `delivery` (re-check and render a
+//! claimed delivery, the channels' senders), `health` (`status` and `config check`),
+//! `plan`, `import` (files into booking), `maintenance` (prune, re-queue).
+
+pub mod booking;
+pub mod delivery;
+pub mod health;
+pub mod import;
+pub mod inbox;
+pub mod maintenance;
+pub mod notices;
+pub mod plan;
+pub mod tick;
+pub mod users;
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::messages::Templates;
+use crate::model::{Locale, User};
+use crate::store::{self, Location, OpenMode, OpenOptions, Store};
+
+pub use crate::store::{
+    BrokenRow, DeliveryCounts, EventFilter, InboxFilter, PruneCounts, SkippedCount, TickRecord, TickSummary,
+};
+
+/// The use cases over one opened database, with the settings and the clock.
+pub struct Service {
+    config: Config,
+    clock: Clock,
+    location: Location,
+    store: Box<dyn Store>,
+    templates: OnceCell<Templates>,
+}
+
+impl Service {
+    /// Open the database at `location`; with [`OpenMode::Create`] create or migrate it.
+    pub fn open(config: Config, clock: Clock, location: Location, mode: OpenMode) -> anyhow::Result<Service> {
+        let store = store::open(
+            &location,
+            OpenOptions {
+                mode,
+                busy_timeout: config.database.busy_timeout.std(),
+            },
+        )?;
+        Ok(Service {
+            config,
+            clock,
+            location,
+            store,
+            templates: OnceCell::new(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    pub fn schema_version(&mut self) -> anyhow::Result<i64> {
+        self.store.schema_version()
+    }
+
+    /// The templates, compiled on first use: the idle tick never pays for them.
+    pub fn templates(&self) -> anyhow::Result<&Templates> {
+        templates(&self.templates, &self.config)
+    }
+
+    /// The `.eml` directory of the file transport: relative paths sit beside the database.
+    pub fn outbox_dir(&self) -> PathBuf {
+        outbox_dir(&self.config, &self.location)
+    }
+
+    fn user_tz(&self, user: &User) -> Tz {
+        user_tz(&self.config, user)
+    }
+}
+
+fn templates<'a>(cell: &'a OnceCell<Templates>, config: &Config) -> anyhow::Result<&'a Templates> {
+    if let Some(t) = cell.get() {
+        return Ok(t);
+    }
+    let dir = &config.templates.dir;
+    let t = Templates::new((!dir.is_empty()).then(|| Path::new(dir)))?;
+    Ok(cell.get_or_init(|| t))
+}
+
+pub fn outbox_dir(config: &Config, location: &Location) -> PathBuf {
+    let dir = &config.email.dir;
+    if dir.is_absolute() {
+        dir.clone()
+    } else {
+        location.base_dir().join(dir)
+    }
+}
+
+/// The user's zone, else the default. A zone the database holds but this build does not
+/// know falls back to the default (reported by the caller where it matters).
+pub fn user_tz(config: &Config, user: &User) -> Tz {
+    user.timezone
+        .as_deref()
+        .and_then(|z| z.parse().ok())
+        .unwrap_or_else(|| config.default_tz())
+}
+
+pub fn user_locale(config: &Config, user: &User) -> Locale {
+    user.locale
+        .as_deref()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| config.default_locale())
+}
+
+/// An input field that cannot be used: which one, and why (import files report both).
+#[derive(Debug)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub error: anyhow::Error,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, error: anyhow::Error) -> FieldError {
+        FieldError { field, error }
+    }
+}

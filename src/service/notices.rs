@@ -1,0 +1,176 @@
+//! What each recipient gets: turning an event change or a due reminder into a stored
+//! notice (the in-app row, rendered in the recipient's language and zone) and the pending
+//! deliveries on the channels it goes out on. The delivery step renders the outgoing
+//! message from the same [`message_context`].
+
+use chrono::{DateTime, Utc};
+
+use super::{user_locale, user_tz};
+use crate::config::{Config, Transport};
+use crate::messages::{EventInfo, MessageContext, Templates};
+use crate::model::{Channel, Event, Kind, NewNotice, User};
+use crate::store::Ops;
+
+/// Everything a template needs about one notice for one recipient.
+pub fn message_context(
+    config: &Config,
+    user: &User,
+    kind: Kind,
+    event: Option<&Event>,
+    offset_minutes: Option<i64>,
+    previous_start: Option<DateTime<Utc>>,
+    custom: Option<(&str, &str)>,
+) -> MessageContext {
+    MessageContext {
+        kind,
+        locale: user_locale(config, user),
+        tz: user_tz(config, user),
+        recipient_name: user.name.clone(),
+        recipient_email: user.email.clone(),
+        event: event.map(|e| EventInfo {
+            id: e.id,
+            title: e.title.clone(),
+            starts_at: e.starts_at,
+            ends_at: e.ends_at,
+            previous_starts_at: previous_start,
+            video_url: e.video_url.clone(),
+            role: e
+                .participants
+                .iter()
+                .find(|p| p.user_id == user.id)
+                .map(|p| p.role.clone()),
+            participants: e
+                .participants
+                .iter()
+                .filter(|p| p.user_id != user.id)
+                .map(|p| p.name.clone())
+                .collect(),
+        }),
+        offset_minutes,
+        custom_title: custom.map(|c| c.0.to_string()),
+        custom_body: custom.map(|c| c.1.to_string()),
+        app_name: config.email.app_name.clone(),
+        unsubscribe_url: (!config.email.unsubscribe_url.is_empty())
+            .then(|| config.email.unsubscribe_url.clone()),
+    }
+}
+
+/// Creates notices inside the caller's transaction.
+pub struct Notifier<'a> {
+    pub config: &'a Config,
+    pub templates: &'a Templates,
+    pub now: DateTime<Utc>,
+}
+
+impl Notifier<'_> {
+    /// The channels a notice for `user` goes out on.
+    pub fn channels(&self, user: &User, email_wanted: bool) -> Vec<Channel> {
+        let mut v = Vec::new();
+        if email_wanted && user.email_enabled && self.config.email.transport != Transport::None {
+            v.push(Channel::Email);
+        }
+        if !self.config.webhook.url.is_empty() {
+            v.push(Channel::Webhook);
+        }
+        v
+    }
+
+    /// Store one event notice (inbox row + pending deliveries) for `user`. Returns the
+    /// notification id, or None when it existed already.
+    pub fn event_notice(
+        &self,
+        ops: &mut dyn Ops,
+        event: &Event,
+        user: &User,
+        kind: Kind,
+        offset_minutes: Option<i64>,
+        previous_start: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<Option<i64>> {
+        let mc = message_context(
+            self.config,
+            user,
+            kind,
+            Some(event),
+            offset_minutes,
+            previous_start,
+            None,
+        );
+        let rendered = self.templates.render(&mc)?;
+        ops.insert_notice(
+            &NewNotice {
+                user_id: user.id,
+                kind,
+                event_id: Some(event.id),
+                offset_minutes,
+                event_start: Some(event.starts_at),
+                event_sequence: (kind != Kind::Reminder).then_some(event.sequence),
+                previous_start,
+                title: rendered.subject,
+                body: rendered.summary,
+                channels: self.channels(user, true),
+            },
+            self.now,
+        )
+    }
+
+    /// Notify every participant of `event` (as it is now) with `kind`; how many got one.
+    pub fn notify_participants(
+        &self,
+        ops: &mut dyn Ops,
+        event: &Event,
+        kind: Kind,
+        previous_start: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for p in &event.participants {
+            let Some(user) = ops.user(p.user_id)? else {
+                continue;
+            };
+            if self
+                .event_notice(ops, event, &user, kind, None, previous_start)?
+                .is_some()
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// An ad-hoc notice; rendered now so that a broken template fails the command, not a
+    /// later tick.
+    pub fn custom(
+        &self,
+        ops: &mut dyn Ops,
+        user: &User,
+        title: &str,
+        body: &str,
+        email: bool,
+    ) -> anyhow::Result<i64> {
+        let mc = message_context(
+            self.config,
+            user,
+            Kind::Custom,
+            None,
+            None,
+            None,
+            Some((title, body)),
+        );
+        self.templates.render(&mc)?;
+        ops.insert_notice(
+            &NewNotice {
+                user_id: user.id,
+                kind: Kind::Custom,
+                event_id: None,
+                offset_minutes: None,
+                event_start: None,
+                event_sequence: None,
+                previous_start: None,
+                title: title.to_string(),
+                body: body.to_string(),
+                channels: self.channels(user, email),
+            },
+            self.now,
+        )?
+        .ok_or_else(|| anyhow::anyhow!("the custom notice was not stored"))
+    }
+}

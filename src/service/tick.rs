@@ -1,0 +1,249 @@
+//! The cron tick: decide the due reminders (exactly once, by the database's unique keys),
+//! apply the decisions with a re-check inside the write, deliver the outbox, record the
+//! tick for `status`, and ping the heartbeat.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::delivery::TickDeliverer;
+use super::notices::Notifier;
+use super::{outbox_dir, templates, Service};
+use crate::model::{Event, EventStatus, Kind, User};
+use crate::outbox;
+use crate::reminders::{self, Action, Decision};
+use crate::store::{self, BrokenRow, DecisionRecord, Store, TickSummary};
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub tick_id: Option<i64>,
+    #[serde(with = "crate::model::utc")]
+    pub now: DateTime<Utc>,
+    pub dry_run: bool,
+    #[serde(flatten)]
+    pub summary: TickSummary,
+    /// Deliveries still waiting (pending or failed, to be retried) after this tick.
+    pub pending: i64,
+    /// Rows skipped because an app wrote a value that does not parse.
+    pub broken_rows: Vec<String>,
+    pub elapsed_ms: i64,
+    /// What a dry run would do (empty for a real tick).
+    #[serde(skip)]
+    pub decisions: Vec<Decision>,
+}
+
+/// How far back to look for events that started since the last tick, whose undecided
+/// reminders must be recorded as skipped. Bounded so a long-idle file stays cheap.
+const MAX_LOOKBACK: TimeDelta = TimeDelta::days(7);
+
+/// Where the tick's work is bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct TickOptions {
+    /// Stop claiming new work after this long (default `[tick] max_runtime`).
+    pub max_runtime: Option<TimeDelta>,
+    /// The stdout email transport writes to stderr (stdout carries `--json`).
+    pub mail_to_stderr: bool,
+}
+
+impl Service {
+    /// The decisions due now, read without the write lock: an idle tick never writes
+    /// anything but its own record. `previous_tick` is when the last good tick started:
+    /// events that started since then get their undecided reminders recorded.
+    fn due_decisions(
+        &mut self,
+        previous_tick: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<(Vec<Decision>, Vec<BrokenRow>)> {
+        let now = self.now();
+        let offsets = self.config.offsets_minutes();
+        let max_offset = offsets.iter().copied().max().unwrap_or(0);
+        let lookback = match previous_tick {
+            Some(t) => (now - t).clamp(TimeDelta::minutes(1), MAX_LOOKBACK),
+            None => TimeDelta::days(1),
+        };
+        let (candidates, broken) = self
+            .store
+            .reminder_candidates(now - lookback, now + TimeDelta::minutes(max_offset))?;
+        let grace = self.config.reminders.grace.0;
+        let decisions = candidates
+            .iter()
+            .flat_map(|c| reminders::decide(c, &offsets, grace, now))
+            .collect();
+        Ok((decisions, broken))
+    }
+
+    /// Record the decisions and create the reminder notices, in one transaction.
+    fn apply(&mut self, decisions: &[Decision], summary: &mut TickSummary) -> anyhow::Result<()> {
+        let notifier = Notifier {
+            config: &self.config,
+            templates: templates(&self.templates, &self.config)?,
+            now: self.clock.now(),
+        };
+        let (created, skipped) = store::write(&mut *self.store, |ops| {
+            let (mut created, mut skipped) = (0, 0);
+            let mut events: HashMap<i64, Option<Event>> = HashMap::new();
+            let mut users: HashMap<i64, Option<User>> = HashMap::new();
+            for d in decisions {
+                // The decision was read without the lock: if the event moved, was cancelled or
+                // lost this participant since, decide nothing now (the next tick decides anew).
+                if let Entry::Vacant(slot) = events.entry(d.event_id) {
+                    slot.insert(ops.event(d.event_id)?);
+                }
+                let Some(event) = &events[&d.event_id] else {
+                    continue;
+                };
+                if event.status != EventStatus::Scheduled
+                    || event.starts_at != d.event_start
+                    || !event.participants.iter().any(|p| p.user_id == d.user_id)
+                {
+                    continue;
+                }
+                let record = DecisionRecord {
+                    event_id: d.event_id,
+                    user_id: d.user_id,
+                    offset_minutes: d.offset_minutes,
+                    event_start: d.event_start,
+                    skipped_reason: match d.action {
+                        Action::Send => None,
+                        Action::Skip(r) => Some(r.as_str()),
+                    },
+                };
+                // The primary key decides: a second tick that got here first wins.
+                if !ops.record_decision(&record, notifier.now)? {
+                    continue;
+                }
+                if record.skipped_reason.is_some() {
+                    skipped += 1;
+                    continue;
+                }
+                if let Entry::Vacant(slot) = users.entry(d.user_id) {
+                    slot.insert(ops.user(d.user_id)?);
+                }
+                let Some(user) = &users[&d.user_id] else {
+                    continue;
+                };
+                if let Some(id) =
+                    notifier.event_notice(ops, event, user, Kind::Reminder, Some(d.offset_minutes), None)?
+                {
+                    ops.link_notification(&record, id)?;
+                    created += 1;
+                }
+            }
+            Ok((created, skipped))
+        })?;
+        summary.created += created;
+        summary.skipped += skipped;
+        Ok(())
+    }
+
+    /// One tick: decide reminders, deliver the outbox, record the tick. Failed deliveries
+    /// that will be retried are not an error; an unusable transport or database is.
+    pub fn tick(&mut self, options: TickOptions) -> anyhow::Result<Report> {
+        let started = Instant::now();
+        let max_runtime = options.max_runtime.unwrap_or(self.config.tick.max_runtime.0);
+        let deadline = started + max_runtime.to_std().unwrap_or(Duration::ZERO);
+        let now = self.now();
+        // Read before this tick's own record exists, which would otherwise be "the last
+        // tick". A failed tick may not have recorded anything: look back from the last good one.
+        let previous_tick = self.store.last_good_tick()?.map(|t| t.started_at);
+        let tick_id = store::write(&mut *self.store, |ops| ops.start_tick(now))?;
+        let mut summary = TickSummary::default();
+        let result = self.tick_work(tick_id, previous_tick, deadline, options, &mut summary);
+        let elapsed_ms = started.elapsed().as_millis() as i64;
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        // Record the tick even when it failed, so `status` shows the failure.
+        let finished = self.now();
+        store::write(&mut *self.store, |ops| {
+            ops.finish_tick(tick_id, &summary, error.as_deref(), finished, elapsed_ms)
+        })?;
+        let broken = result?;
+        let counts = self.store.delivery_counts()?;
+        self.heartbeat();
+        Ok(Report {
+            tick_id: Some(tick_id),
+            now,
+            dry_run: false,
+            summary,
+            pending: counts.pending + counts.failed + counts.sending,
+            broken_rows: broken,
+            elapsed_ms,
+            decisions: Vec::new(),
+        })
+    }
+
+    fn tick_work(
+        &mut self,
+        tick_id: i64,
+        previous_tick: Option<DateTime<Utc>>,
+        deadline: Instant,
+        options: TickOptions,
+        summary: &mut TickSummary,
+    ) -> anyhow::Result<Vec<String>> {
+        let (decisions, broken) = self.due_decisions(previous_tick)?;
+        for b in &broken {
+            log::error!("skipping a broken row: {b}");
+        }
+        if !decisions.is_empty() {
+            self.apply(&decisions, summary)?;
+        }
+        let settings = outbox::Settings {
+            owner: format!("tick-{tick_id}-{}", std::process::id()),
+            batch_size: self.config.tick.batch_size,
+            claim_timeout: self.config.tick.claim_timeout.0,
+            max_attempts: self.config.email.max_attempts,
+            backoff_base: self.config.email.backoff_base.0,
+            backoff_max: self.config.email.backoff_max.0,
+        };
+        let mut deliverer = TickDeliverer::new(
+            &self.config,
+            &self.templates,
+            outbox_dir(&self.config, &self.location),
+            options.mail_to_stderr,
+        );
+        let store: &mut dyn Store = &mut *self.store;
+        outbox::run(store, &self.clock, &settings, &mut deliverer, deadline, summary)?;
+        Ok(broken.iter().map(ToString::to_string).collect())
+    }
+
+    /// What a tick would do now, writing and sending nothing.
+    pub fn dry_run(&mut self) -> anyhow::Result<Report> {
+        let started = Instant::now();
+        let previous = self.store.last_good_tick()?.map(|t| t.started_at);
+        let (decisions, broken) = self.due_decisions(previous)?;
+        let mut summary = TickSummary::default();
+        for d in &decisions {
+            match d.action {
+                Action::Send => summary.created += 1,
+                Action::Skip(_) => summary.skipped += 1,
+            }
+        }
+        let counts = self.store.delivery_counts()?;
+        Ok(Report {
+            tick_id: None,
+            now: self.now(),
+            dry_run: true,
+            summary,
+            pending: counts.pending + counts.failed + counts.sending,
+            broken_rows: broken.iter().map(ToString::to_string).collect(),
+            elapsed_ms: started.elapsed().as_millis() as i64,
+            decisions,
+        })
+    }
+
+    /// Ping the heartbeat URL after a successful tick. Its timeout is short and its
+    /// failure only logged: monitoring must never hold the tick back.
+    fn heartbeat(&self) {
+        let url = &self.config.tick.heartbeat_url;
+        if url.is_empty() {
+            return;
+        }
+        let agent = ureq::AgentBuilder::new()
+            .timeout(self.config.tick.heartbeat_timeout.std())
+            .build();
+        if let Err(e) = agent.get(url).call() {
+            log::warn!("heartbeat {url} failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Events, their participants, and the double-booking check.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, params_from_iter, Row};
+
+use super::{broken, ts, Cols, SqliteStore};
+use crate::model::{Event, EventStatus, Participant};
+use crate::store::{BrokenRow, Each, EventChanges, EventFilter, EventOps, NewEvent, Overlap};
+
+const COLUMNS: &str =
+    "e.id, e.title, e.starts_at, e.ends_at, e.timezone, e.video_url, e.status, e.sequence, e.created_at, e.updated_at";
+
+fn decode(r: &Row) -> Result<Event, BrokenRow> {
+    let c = Cols::new(r, "events", 0);
+    let status = match c.text(6)?.as_str() {
+        "scheduled" => EventStatus::Scheduled,
+        "cancelled" => EventStatus::Cancelled,
+        _ => return Err(c.invalid(6, "not 'scheduled' or 'cancelled'")),
+    };
+    Ok(Event {
+        id: c.i64(0)?,
+        title: c.text(1)?,
+        starts_at: c.ts(2)?,
+        ends_at: c.ts(3)?,
+        timezone: c.opt_text(4)?,
+        video_url: c.opt_text(5)?,
+        status,
+        sequence: c.i64(7)?,
+        created_at: c.ts(8)?,
+        updated_at: c.ts(9)?,
+        participants: Vec::new(),
+    })
+}
+
+impl SqliteStore {
+    fn participants(&self, event_id: i64) -> anyhow::Result<Vec<Participant>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.user_id, u.email, u.name, p.role FROM participants p
+             JOIN users u ON u.id = p.user_id WHERE p.event_id = ?1 ORDER BY p.added_at, p.user_id",
+        )?;
+        let mut rows = stmt.query([event_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let c = Cols::named(r, "participants", format!("event {event_id}"));
+            let p = (|| -> Result<Participant, BrokenRow> {
+                Ok(Participant {
+                    user_id: c.i64(0)?,
+                    email: c.text(1)?,
+                    name: c.text(2)?,
+                    role: c.text(3)?,
+                })
+            })()
+            .map_err(broken)?;
+            out.push(p);
+        }
+        Ok(out)
+    }
+}
+
+impl EventOps for SqliteStore {
+    fn insert_event(&mut self, e: &NewEvent, now: DateTime<Utc>) -> anyhow::Result<i64> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (title, starts_at, ends_at, timezone, video_url, status, sequence,
+                                     armed_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'scheduled', 0, ?6, ?6, ?6)",
+            )?
+            .execute(params![
+                e.title,
+                ts(e.starts_at),
+                ts(e.ends_at),
+                e.timezone,
+                e.video_url,
+                ts(now)
+            ])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn add_participant(
+        &mut self,
+        event_id: i64,
+        user_id: i64,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO participants (event_id, user_id, role, added_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![event_id, user_id, role, ts(now)])?;
+        Ok(n == 1)
+    }
+
+    fn remove_participant(&mut self, event_id: i64, user_id: i64) -> anyhow::Result<bool> {
+        let n = self.conn.execute(
+            "DELETE FROM participants WHERE event_id = ?1 AND user_id = ?2",
+            params![event_id, user_id],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn find_overlap(
+        &mut self,
+        user_id: i64,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        except: Option<i64>,
+    ) -> anyhow::Result<Option<Overlap>> {
+        // Half-open intervals: back-to-back events do not overlap. CROSS JOIN makes SQLite
+        // start from the user's participant rows (participants_by_user) instead of scanning
+        // every scheduled event before the end through the start index: 9 ms instead of
+        // 0.15 s per participant at 1M events. The comparison is on sortable UTC text.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.email, e.id, e.title, e.starts_at, e.ends_at
+             FROM participants p
+             CROSS JOIN events e ON e.id = p.event_id
+             JOIN users u ON u.id = p.user_id
+             WHERE p.user_id = ?1 AND e.status = 'scheduled'
+               AND e.starts_at < ?3 AND e.ends_at > ?2 AND e.id IS NOT ?4
+             ORDER BY e.starts_at LIMIT 1",
+        )?;
+        let mut rows = stmt.query(params![user_id, ts(start), ts(end), except])?;
+        let Some(r) = rows.next()? else {
+            return Ok(None);
+        };
+        let c = Cols::new(r, "events", 1);
+        let overlap = (|| -> Result<Overlap, BrokenRow> {
+            Ok(Overlap {
+                user_email: c.text(0)?,
+                event_id: c.i64(1)?,
+                title: c.text(2)?,
+                starts_at: c.ts(3)?,
+                ends_at: c.ts(4)?,
+            })
+        })()
+        .map_err(broken)?;
+        Ok(Some(overlap))
+    }
+
+    fn event(&mut self, id: i64) -> anyhow::Result<Option<Event>> {
+        let event = {
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM events e WHERE e.id = ?1"))?;
+            let mut rows = stmt.query([id])?;
+            match rows.next()? {
+                Some(r) => decode(r).map_err(broken)?,
+                None => return Ok(None),
+            }
+        };
+        let mut event = event;
+        event.participants = self.participants(id)?;
+        Ok(Some(event))
+    }
+
+    fn update_event(&mut self, id: i64, c: &EventChanges, now: DateTime<Utc>) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE events SET title = coalesce(?2, title),
+                    armed_at = CASE WHEN ?3 IS NOT NULL AND ?3 <> starts_at THEN ?6 ELSE armed_at END,
+                    starts_at = coalesce(?3, starts_at), ends_at = coalesce(?4, ends_at),
+                    video_url = CASE WHEN ?7 THEN ?5 ELSE video_url END,
+                    sequence = sequence + 1, updated_at = ?6
+             WHERE id = ?1",
+            params![
+                id,
+                c.title,
+                c.starts_at.map(ts),
+                c.ends_at.map(ts),
+                c.video_url.clone().flatten(),
+                ts(now),
+                c.video_url.is_some(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn bump_sequence(&mut self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE events SET sequence = sequence + 1, updated_at = ?2 WHERE id = ?1",
+            params![id, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    fn cancel_event(&mut self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE events SET status = 'cancelled', sequence = sequence + 1, updated_at = ?2 WHERE id = ?1",
+            params![id, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    fn list_events(&mut self, f: &EventFilter, each: Each<Result<Event, BrokenRow>>) -> anyhow::Result<()> {
+        let mut sql = format!("SELECT {COLUMNS} FROM events e WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(user) = f.user_id {
+            sql.push_str(" AND e.id IN (SELECT event_id FROM participants WHERE user_id = ?)");
+            args.push(user.into());
+        }
+        if let Some(from) = f.from {
+            // Events still running at `from` count too.
+            sql.push_str(" AND e.ends_at > ?");
+            args.push(ts(from).into());
+        }
+        if let Some(to) = f.to {
+            sql.push_str(" AND e.starts_at < ?");
+            args.push(ts(to).into());
+        }
+        if !f.include_cancelled {
+            sql.push_str(" AND e.status = 'scheduled'");
+        }
+        sql.push_str(" ORDER BY e.starts_at, e.id");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(params_from_iter(args))?;
+        while let Some(r) = rows.next()? {
+            let event = match decode(r) {
+                Ok(mut e) => match self.participants(e.id) {
+                    Ok(p) => {
+                        e.participants = p;
+                        Ok(e)
+                    }
+                    Err(err) => match err.downcast::<BrokenRow>() {
+                        Ok(b) => Err(b),
+                        Err(other) => return Err(other),
+                    },
+                },
+                Err(b) => Err(b),
+            };
+            each(event)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+-- notifyctl data contract, schema version 1.
+--
+-- A web app may read (and, for users/events/participants, write) these tables directly
+-- with SQL. Rules every writer must follow:
+--   * Instants are TEXT in RFC 3339 UTC with a trailing 'Z', second precision:
+--     '2030-03-10T08:30:00Z'. They sort and compare as text.
+--   * Enumerations are lower-case TEXT guarded by CHECK constraints.
+--   * Foreign keys are on (PRAGMA foreign_keys = ON in every connection).
+-- notifyctl applies this file on `init` and records the version in PRAGMA user_version.
+
+CREATE TABLE IF NOT EXISTS users (
+    id            INTEGER PRIMARY KEY,
+    email         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    name          TEXT NOT NULL,
+    timezone      TEXT,                 -- IANA zone; NULL: [reminders] default_timezone
+    locale        TEXT CHECK (locale IN ('fr', 'en')),  -- NULL: [reminders] default_locale
+    email_enabled INTEGER NOT NULL DEFAULT 1 CHECK (email_enabled IN (0, 1)),
+    created_at    TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    id          INTEGER PRIMARY KEY,
+    title       TEXT NOT NULL,
+    starts_at   TEXT NOT NULL,
+    ends_at     TEXT NOT NULL,
+    timezone    TEXT,                   -- the zone the event was entered in (display only)
+    video_url   TEXT,
+    status      TEXT NOT NULL DEFAULT 'scheduled' CHECK (status IN ('scheduled', 'cancelled')),
+    -- iCalendar SEQUENCE: bumped on every change a calendar must see (time, title, cancel).
+    sequence    INTEGER NOT NULL DEFAULT 0,
+    -- When the current start was set: reminders whose moment came before it are not sent.
+    armed_at    TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    CHECK (ends_at > starts_at)
+);
+-- The tick looks for scheduled events starting in the next few minutes.
+CREATE INDEX IF NOT EXISTS events_scheduled_by_start ON events (status, starts_at);
+
+CREATE TABLE IF NOT EXISTS participants (
+    event_id  INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    user_id   INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role      TEXT NOT NULL DEFAULT 'participant',
+    added_at  TEXT NOT NULL,
+    PRIMARY KEY (event_id, user_id)
+) WITHOUT ROWID;
+-- Double-booking check and `event list --user`.
+CREATE INDEX IF NOT EXISTS participants_by_user ON participants (user_id, event_id);
+
+-- The in-app inbox: one row per notice and recipient.
+CREATE TABLE IF NOT EXISTS notifications (
+    id             INTEGER PRIMARY KEY,
+    user_id        INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    kind           TEXT NOT NULL CHECK (kind IN ('assigned', 'reminder', 'rescheduled', 'cancelled', 'custom')),
+    event_id       INTEGER REFERENCES events (id) ON DELETE SET NULL,
+    offset_minutes INTEGER,             -- reminders only
+    event_start    TEXT,                -- the event's start this notice was about
+    event_sequence INTEGER,             -- the event's sequence this notice was about
+    previous_start TEXT,                -- rescheduled notices: the start before the move
+    title          TEXT NOT NULL,
+    body           TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    read_at        TEXT
+);
+-- Exactly once: one reminder per (event, recipient, offset, event start) ...
+CREATE UNIQUE INDEX IF NOT EXISTS notifications_reminder_once
+    ON notifications (event_id, user_id, offset_minutes, event_start) WHERE kind = 'reminder';
+-- ... and one immediate notice per (event, recipient, kind, event revision).
+CREATE UNIQUE INDEX IF NOT EXISTS notifications_notice_once
+    ON notifications (event_id, user_id, kind, event_sequence)
+    WHERE kind IN ('assigned', 'rescheduled', 'cancelled') AND event_id IS NOT NULL;
+-- The inbox, newest first, and the unread badge.
+CREATE INDEX IF NOT EXISTS notifications_inbox ON notifications (user_id, id);
+CREATE INDEX IF NOT EXISTS notifications_unread ON notifications (user_id) WHERE read_at IS NULL;
+
+-- Every reminder decision, sent or skipped, once per (event, recipient, offset, start).
+CREATE TABLE IF NOT EXISTS reminders (
+    event_id        INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    user_id         INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    offset_minutes  INTEGER NOT NULL,
+    event_start     TEXT NOT NULL,
+    outcome         TEXT NOT NULL CHECK (outcome IN ('sent', 'skipped')),
+    -- skipped: 'late' (missed by more than grace), 'collapsed' (a later offset was due too),
+    -- 'armed_late' (its moment came before the participant was added or the event moved).
+    reason          TEXT,
+    notification_id INTEGER REFERENCES notifications (id) ON DELETE SET NULL,
+    decided_at      TEXT NOT NULL,
+    PRIMARY KEY (event_id, user_id, offset_minutes, event_start)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reminders_skipped ON reminders (decided_at) WHERE outcome = 'skipped';
+
+-- The outbox: one row per notice and channel. Sent exactly once unless a crash falls
+-- between the server's acceptance and the commit that records it.
+CREATE TABLE IF NOT EXISTS deliveries (
+    id              INTEGER PRIMARY KEY,
+    notification_id INTEGER NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+    channel         TEXT NOT NULL CHECK (channel IN ('email', 'webhook')),
+    status          TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'dead', 'superseded', 'expired')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    claimed_by      TEXT,               -- the tick holding it while status = 'sending'
+    claim_expires_at TEXT,              -- after this a crashed tick's claim is taken over
+    last_error      TEXT,
+    message_id      TEXT,
+    response        TEXT,               -- the server's answer on success
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    sent_at         TEXT,
+    UNIQUE (notification_id, channel)
+);
+-- Claiming due work: only unfinished rows are indexed, so the idle tick reads nothing.
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_attempt_at)
+    WHERE status IN ('pending', 'failed');
+CREATE INDEX IF NOT EXISTS deliveries_claimed ON deliveries (claim_expires_at)
+    WHERE status = 'sending';
+CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries (status, id);
+
+-- One row per check-reminders run.
+CREATE TABLE IF NOT EXISTS ticks (
+    id          INTEGER PRIMARY KEY,
+    started_at  TEXT NOT NULL,          -- the tick's clock (--now when given)
+    finished_at TEXT,
+    ok          INTEGER,                -- 1 finished, 0 failed, NULL still running or killed
+    created     INTEGER NOT NULL DEFAULT 0,
+    skipped     INTEGER NOT NULL DEFAULT 0,
+    sent        INTEGER NOT NULL DEFAULT 0,
+    failed      INTEGER NOT NULL DEFAULT 0,
+    dead        INTEGER NOT NULL DEFAULT 0,
+    dropped     INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    elapsed_ms  INTEGER
+);
+CREATE INDEX IF NOT EXISTS ticks_by_start ON ticks (started_at);

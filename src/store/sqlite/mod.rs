@@ -1,0 +1,302 @@
+//! The SQLite backend: all of notifyctl's SQL for a single file, one module per table
+//! group, each implementing its part of the [`Ops`](super::Ops) traits.
+//!
+//! Concurrency model: WAL mode, so readers never block the tick; a busy timeout, so a
+//! second writer waits instead of failing; and every read-decide-write sequence runs in a
+//! `BEGIN IMMEDIATE` transaction ([`Store::transaction`]), so two processes cannot both
+//! decide on the same stale read (double booking, duplicate reminders, double claims).
+//!
+//! Instants are stored as RFC 3339 UTC text with second precision, which sorts as time.
+
+mod deliveries;
+mod events;
+mod maintenance;
+mod migrations;
+mod notifications;
+mod reminders;
+mod ticks;
+mod users;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, Row};
+
+use super::{BrokenRow, OpenMode, OpenOptions, Ops, PruneCounts, Store};
+use crate::error::user_error;
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, options: OpenOptions) -> anyhow::Result<SqliteStore> {
+        if !path.exists() {
+            if options.mode != OpenMode::Create {
+                return Err(user_error(format!(
+                    "database {} does not exist: run `notifyctl init` first (or pass --db / NOTIFYCTL_DB)",
+                    path.display()
+                )));
+            }
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir {
+                if !dir.is_dir() {
+                    return Err(user_error(format!(
+                        "cannot create database {}: directory {} does not exist",
+                        path.display(),
+                        dir.display()
+                    )));
+                }
+            }
+            create_private_file(path).with_context(|| format!("creating database {}", path.display()))?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("opening database {}", path.display()))?;
+        conn.busy_timeout(options.busy_timeout)?;
+        let mut store = SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store
+            .configure()
+            .map_err(|e| match e.downcast::<rusqlite::Error>() {
+                Ok(sqlite) => busy_hint(sqlite, path),
+                Err(other) => other,
+            })
+            .with_context(|| format!("opening database {}", path.display()))?;
+        Ok(store)
+    }
+
+    fn configure(&mut self) -> anyhow::Result<()> {
+        // A file that is not SQLite fails here, with SQLite's "file is not a database".
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        migrations::refuse_newer(version, &self.path)?;
+        self.conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        // WAL lets the web app read the inbox while a tick writes; NORMAL sync is durable
+        // across process crashes (the failure the outbox guards against) and much faster.
+        self.conn
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+        if version < migrations::SCHEMA_VERSION {
+            migrations::migrate(&self.conn, &self.path)?;
+        }
+        Ok(())
+    }
+
+    /// Run `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken before the
+    /// first read, so a decision and its write see the same state. Commits on `Ok`.
+    fn with_write<T>(&mut self, f: impl FnOnce(&mut Self) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| busy_hint(e, &self.path))?;
+        match f(self) {
+            Ok(value) => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(busy_hint(e, &self.path))
+                }
+            },
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn ops(&mut self) -> &mut dyn Ops {
+        self
+    }
+
+    fn transaction(&mut self, f: &mut dyn FnMut(&mut dyn Ops) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        self.with_write(|store| f(store))
+    }
+
+    fn schema_version(&mut self) -> anyhow::Result<i64> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    fn prune(&mut self, cutoff: DateTime<Utc>, dry_run: bool) -> anyhow::Result<PruneCounts> {
+        maintenance::prune(self, cutoff, dry_run)
+    }
+}
+
+/// Explain a busy or unwritable database in words an admin can act on.
+pub(crate) fn busy_hint(e: rusqlite::Error, path: &Path) -> anyhow::Error {
+    if crate::error::is_busy(&e) {
+        anyhow::Error::new(e).context(format!(
+            "database {} is locked by another process for longer than the busy timeout ([database] busy_timeout); nothing was changed, try again",
+            path.display()
+        ))
+    } else if matches!(
+        e.sqlite_error_code(),
+        Some(
+            rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::PermissionDenied
+        )
+    ) {
+        // SQLite needs to write the file and, for its -wal/-shm files, the directory.
+        anyhow::Error::new(e).context(format!(
+            "database {} is read-only for this user: check the permissions of the file and its directory; nothing was changed",
+            path.display()
+        ))
+    } else {
+        anyhow::Error::new(e)
+    }
+}
+
+/// Create the database file readable by its owner only; SQLite gives the -wal and -shm
+/// files the same permissions.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path).map(drop)
+}
+
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    crate::input::rfc3339(t)
+}
+
+/// Read a stored instant: RFC 3339 (any offset, converted to UTC).
+pub(crate) fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `?, ?, ?` for an `IN (...)` list of `n` bound parameters.
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Decodes one row column by column; a value of the wrong type or form becomes a
+/// [`BrokenRow`] naming the table, the row, the column and the value.
+pub(crate) struct Cols<'r, 's> {
+    row: &'r Row<'s>,
+    table: &'static str,
+    id: String,
+}
+
+impl<'r, 's> Cols<'r, 's> {
+    /// `id_col` is the index of the row's key (used to name it in reports).
+    pub fn new(row: &'r Row<'s>, table: &'static str, id_col: usize) -> Cols<'r, 's> {
+        let id = match row.get_ref(id_col) {
+            Ok(v) => format!("id {}", printable(v)),
+            Err(_) => "(unknown id)".to_string(),
+        };
+        Cols { row, table, id }
+    }
+
+    /// Name the row by a composite key, e.g. "event 4 participant 7".
+    pub fn named(row: &'r Row<'s>, table: &'static str, id: String) -> Cols<'r, 's> {
+        Cols { row, table, id }
+    }
+
+    /// The value at `idx` has the right type but a meaning it cannot have.
+    pub fn invalid(&self, idx: usize, problem: &str) -> BrokenRow {
+        self.broken(idx, problem)
+    }
+
+    fn broken(&self, idx: usize, problem: &str) -> BrokenRow {
+        let column = self
+            .row
+            .as_ref()
+            .column_name(idx)
+            .map(str::to_string)
+            .unwrap_or_else(|_| format!("#{idx}"));
+        let value = self.row.get_ref(idx).map(printable).unwrap_or_default();
+        BrokenRow {
+            table: self.table,
+            id: self.id.clone(),
+            column,
+            problem: problem.to_string(),
+            value,
+        }
+    }
+
+    pub fn i64(&self, idx: usize) -> Result<i64, BrokenRow> {
+        match self.row.get_ref(idx) {
+            Ok(ValueRef::Integer(i)) => Ok(i),
+            _ => Err(self.broken(idx, "not an integer")),
+        }
+    }
+
+    pub fn opt_i64(&self, idx: usize) -> Result<Option<i64>, BrokenRow> {
+        match self.row.get_ref(idx) {
+            Ok(ValueRef::Null) => Ok(None),
+            Ok(ValueRef::Integer(i)) => Ok(Some(i)),
+            _ => Err(self.broken(idx, "not an integer")),
+        }
+    }
+
+    pub fn bool(&self, idx: usize) -> Result<bool, BrokenRow> {
+        match self.row.get_ref(idx) {
+            Ok(ValueRef::Integer(0)) => Ok(false),
+            Ok(ValueRef::Integer(1)) => Ok(true),
+            _ => Err(self.broken(idx, "not 0 or 1")),
+        }
+    }
+
+    pub fn opt_bool(&self, idx: usize) -> Result<Option<bool>, BrokenRow> {
+        match self.row.get_ref(idx) {
+            Ok(ValueRef::Null) => Ok(None),
+            _ => self.bool(idx).map(Some),
+        }
+    }
+
+    pub fn text(&self, idx: usize) -> Result<String, BrokenRow> {
+        match self.row.get_ref(idx) {
+            Ok(ValueRef::Text(t)) => std::str::from_utf8(t)
+                .map(str::to_string)
+                .map_err(|_| self.broken(idx, "not valid UTF-8 text")),
+            Ok(ValueRef::Null) => Err(self.broken(idx, "missing (NULL)")),
+            _ => Err(self.broken(idx, "not text")),
+        }
+    }
+
+    pub fn opt_text(&self, idx: usize) -> Result<Option<String>, BrokenRow> {
+        match self.row.get_ref(idx) {
+            Ok(ValueRef::Null) => Ok(None),
+            _ => self.text(idx).map(Some),
+        }
+    }
+
+    pub fn ts(&self, idx: usize) -> Result<DateTime<Utc>, BrokenRow> {
+        let s = self.text(idx)?;
+        parse_ts(&s).ok_or_else(|| self.broken(idx, "not an RFC 3339 instant like 2030-03-10T08:30:00Z"))
+    }
+
+    pub fn opt_ts(&self, idx: usize) -> Result<Option<DateTime<Utc>>, BrokenRow> {
+        match self.row.get_ref(idx) {
+            Ok(ValueRef::Null) => Ok(None),
+            _ => self.ts(idx).map(Some),
+        }
+    }
+}
+
+/// A stored value as a short, printable string for a report.
+pub(crate) fn printable(v: ValueRef) -> String {
+    match v {
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(t) => crate::input::printable(&String::from_utf8_lossy(t), 80),
+        ValueRef::Blob(b) => format!("<{} byte blob>", b.len()),
+    }
+}
+
+/// A `BrokenRow` as an `anyhow` error (for single-row reads where the caller needs the row).
+pub(crate) fn broken(e: BrokenRow) -> anyhow::Error {
+    anyhow::Error::new(e)
+}
