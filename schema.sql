@@ -1,4 +1,4 @@
--- notifyctl data contract, schema version 1.
+-- notifyctl data contract, schema version 2.
 --
 -- A web app may read (and, for users/events/participants, write) these tables directly
 -- with SQL. Rules every writer must follow:
@@ -129,6 +129,9 @@ CREATE TABLE IF NOT EXISTS ticks (
     dead        INTEGER NOT NULL DEFAULT 0,
     dropped     INTEGER NOT NULL DEFAULT 0,
     error       TEXT,
-    elapsed_ms  INTEGER
+    elapsed_ms  INTEGER,
+    -- What the tick could not do although it finished: a JSON array of one-line messages
+    -- (a channel it could not use, deliveries that went dead).
+    problems    TEXT
 );
 CREATE INDEX IF NOT EXISTS ticks_by_start ON ticks (started_at);

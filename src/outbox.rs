@@ -66,6 +66,16 @@ pub trait Deliverer {
     fn sender(&mut self, channel: &str) -> anyhow::Result<&mut dyn Sender>;
 }
 
+/// What needs a person after a run, beyond the counts.
+#[derive(Debug, Default)]
+pub struct Attention {
+    /// Channels that could not be used at all, each with why (their deliveries wait,
+    /// untouched, for a later tick).
+    pub unusable: Vec<String>,
+    /// Deliveries that went dead, one line each (`delivery N to X: why`).
+    pub dead: Vec<String>,
+}
+
 /// Deliver due work until none is left or `deadline` passes. Counts go to `summary`.
 pub fn run(
     store: &mut dyn Store,
@@ -74,15 +84,17 @@ pub fn run(
     deliverer: &mut dyn Deliverer,
     deadline: Instant,
     summary: &mut TickSummary,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Attention> {
     let mut outbox = Outbox {
         store,
         clock,
         settings,
         deliverer,
         down: Vec::new(),
+        attention: Attention::default(),
     };
-    outbox.run(deadline, summary)
+    outbox.run(deadline, summary)?;
+    Ok(outbox.attention)
 }
 
 struct Outbox<'a> {
@@ -90,8 +102,10 @@ struct Outbox<'a> {
     clock: &'a Clock,
     settings: &'a Settings,
     deliverer: &'a mut dyn Deliverer,
-    /// Channels found unreachable this tick: their remaining deliveries wait for the next.
+    /// Channels found unreachable or unusable this tick: their remaining deliveries wait
+    /// for the next.
     down: Vec<String>,
+    attention: Attention,
 }
 
 impl Outbox<'_> {
@@ -110,7 +124,7 @@ impl Outbox<'_> {
                 limit: s.batch_size,
                 skip_channels: &self.down,
             };
-            let ids = store::write(self.store, |ops| ops.claim_due(&request))?;
+            let ids = store::write(&mut *self.store, |ops| ops.claim_due(&request))?;
             if ids.is_empty() {
                 return Ok(());
             }
@@ -122,12 +136,12 @@ impl Outbox<'_> {
                 // take the rest over and send it too): renew at half the claim's life.
                 if renewed.elapsed() > claim_life / 2 {
                     let until = self.clock.now() + s.claim_timeout;
-                    store::write(self.store, |ops| ops.renew_claims(&s.owner, until))?;
+                    store::write(&mut *self.store, |ops| ops.renew_claims(&s.owner, until))?;
                     renewed = Instant::now();
                 }
                 if Instant::now() >= deadline {
                     let rest = &ids[i..];
-                    store::write(self.store, |ops| ops.release_claims(&s.owner, rest))?;
+                    store::write(&mut *self.store, |ops| ops.release_claims(&s.owner, rest))?;
                     log::warn!(
                         "max runtime reached: {} claimed deliveries given back",
                         rest.len()
@@ -137,7 +151,7 @@ impl Outbox<'_> {
                 if let Err(e) = self.deliver_one(*id, summary) {
                     // Give back what this tick still holds before failing.
                     let rest = &ids[i..];
-                    let _ = store::write(self.store, |ops| ops.release_claims(&s.owner, rest));
+                    let _ = store::write(&mut *self.store, |ops| ops.release_claims(&s.owner, rest));
                     return Err(e);
                 }
             }
@@ -147,7 +161,9 @@ impl Outbox<'_> {
     fn record(&mut self, id: i64, outcome: &DeliveryOutcome) -> anyhow::Result<()> {
         let now = self.clock.now();
         let owner = &self.settings.owner;
-        if !store::write(self.store, |ops| ops.record_outcome(id, owner, outcome, now))? {
+        if !store::write(&mut *self.store, |ops| {
+            ops.record_outcome(id, owner, outcome, now)
+        })? {
             log::warn!("delivery {id}: claim lost to another tick; its outcome was not recorded");
         }
         Ok(())
@@ -160,19 +176,14 @@ impl Outbox<'_> {
         let d = match self.store.claimed_delivery(id) {
             Ok(d) => d,
             Err(e) => {
-                log::error!("delivery {id}: unreadable row, marked dead: {e:#}");
-                summary.dead += 1;
-                return self.record(
-                    id,
-                    &DeliveryOutcome::Dead {
-                        error: format!("unreadable row: {e:#}"),
-                    },
-                );
+                let error = format!("unreadable row: {e:#}");
+                self.went_dead(id, "?", &error, summary);
+                return self.record(id, &DeliveryOutcome::Dead { error });
             }
         };
         if self.down.contains(&d.channel) {
             let owner = &s.owner;
-            return store::write(self.store, |ops| ops.release_claims(owner, &[id])).map(drop);
+            return store::write(&mut *self.store, |ops| ops.release_claims(owner, &[id])).map(drop);
         }
         let message = match self.deliverer.prepare(self.store.ops(), &d, now)? {
             Prepared::Send(message) => message,
@@ -182,12 +193,25 @@ impl Outbox<'_> {
                 return self.record(id, &DeliveryOutcome::Dropped { status, reason });
             }
             Prepared::Dead(error) => {
-                log::error!("delivery {id}: {error}; marked dead");
-                summary.dead += 1;
+                self.went_dead(id, "?", &error, summary);
                 return self.record(id, &DeliveryOutcome::Dead { error });
             }
         };
-        let result = self.deliverer.sender(&d.channel)?.send(&message);
+        let sender = match self.deliverer.sender(&d.channel) {
+            Ok(sender) => sender,
+            Err(e) => {
+                // A channel that cannot even be set up (a missing secret, a bad setting) is
+                // a problem of the channel, not of this message: its deliveries wait,
+                // without spending an attempt, and the others go on.
+                let problem = format!("the {} channel cannot be used: {e:#}", d.channel);
+                log::error!("{problem}; its deliveries wait for the next tick");
+                self.attention.unusable.push(problem);
+                self.down.push(d.channel.clone());
+                let owner = &s.owner;
+                return store::write(&mut *self.store, |ops| ops.release_claims(owner, &[id])).map(drop);
+            }
+        };
+        let result = sender.send(&message);
         let to = &message.recipient.email;
         let attempts = u32::try_from(d.attempts).unwrap_or(u32::MAX).saturating_add(1);
         let outcome = match result {
@@ -200,15 +224,13 @@ impl Outbox<'_> {
                 }
             }
             Err(SendError::Permanent(error)) => {
-                summary.dead += 1;
-                log::error!("delivery {id} to {to} is dead (permanent failure): {error}");
+                self.went_dead(id, to, &format!("refused for good: {error}"), summary);
                 DeliveryOutcome::Dead { error }
             }
             Err(SendError::Temporary(error) | SendError::Unavailable(error))
                 if attempts >= s.max_attempts =>
             {
-                summary.dead += 1;
-                log::error!("delivery {id} to {to} is dead after {attempts} attempts: {error}");
+                self.went_dead(id, to, &format!("failed {attempts} times: {error}"), summary);
                 DeliveryOutcome::Dead { error }
             }
             Err(SendError::Temporary(error)) => self.retry(id, to, error, attempts, now, summary),
@@ -218,6 +240,15 @@ impl Outbox<'_> {
             }
         };
         self.record(id, &outcome)
+    }
+
+    /// Count and describe a delivery that will not be retried by itself. Logged as a
+    /// warning: the tick's own error line (exit 3) is the one a quiet cron run mails.
+    fn went_dead(&mut self, id: i64, to: &str, why: &str, summary: &mut TickSummary) {
+        summary.dead += 1;
+        let line = format!("delivery {id} to {to}: {why}");
+        log::warn!("{line}; marked dead");
+        self.attention.dead.push(line);
     }
 
     fn retry(

@@ -1,6 +1,7 @@
 //! `check-reminders [--dry-run] [--max-runtime DUR]`: the cron tick.
 
 use crate::cli::CheckRemindersArgs;
+use crate::error::CheckFailed;
 use crate::input::{parse_duration, rfc3339};
 use crate::reminders::Action;
 use crate::service::tick::{Report, TickOptions};
@@ -34,7 +35,12 @@ pub fn run(ctx: &Ctx, args: &CheckRemindersArgs) -> anyhow::Result<()> {
         })?
     };
     print(ctx, &report);
-    Ok(())
+    match report.needs_attention() {
+        // The work is done and recorded; the exit code makes cron, systemd and Task
+        // Scheduler show the run as failed so that someone looks.
+        Some(why) => Err(CheckFailed(format!("tick: {why}")).into()),
+        None => Ok(()),
+    }
 }
 
 pub fn print(ctx: &Ctx, r: &Report) {

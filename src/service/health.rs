@@ -73,6 +73,7 @@ impl Service {
                     t.error.as_deref().unwrap_or("unknown error")
                 ));
             }
+            problems.extend(t.problems.iter().map(|p| format!("the last tick: {p}")));
         }
         Ok(Health {
             now,

@@ -100,7 +100,9 @@ fn templates<'a>(cell: &'a OnceCell<Templates>, config: &Config) -> anyhow::Resu
         return Ok(t);
     }
     let dir = &config.templates.dir;
-    let t = Templates::new((!dir.is_empty()).then(|| Path::new(dir)))?;
+    // A broken override directory is a setting to fix (exit 2), not an internal failure.
+    let t = Templates::new((!dir.is_empty()).then(|| Path::new(dir)))
+        .map_err(|e| crate::error::user_error(format!("[templates] dir: {e:#}")))?;
     Ok(cell.get_or_init(|| t))
 }
 

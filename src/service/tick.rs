@@ -15,7 +15,7 @@ use super::{outbox_dir, templates, Service};
 use crate::model::{Event, EventStatus, Kind, User};
 use crate::outbox;
 use crate::reminders::{self, Action, Decision};
-use crate::store::{self, BrokenRow, DecisionRecord, Store, TickSummary};
+use crate::store::{self, BrokenRow, DecisionRecord, Store, TickEnd, TickSummary};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -29,10 +29,51 @@ pub struct Report {
     pub pending: i64,
     /// Rows skipped because an app wrote a value that does not parse.
     pub broken_rows: Vec<String>,
+    /// What this tick could not do although it finished (a channel it could not use).
+    pub problems: Vec<String>,
+    /// The deliveries that went dead in this tick, one line each.
+    pub dead_deliveries: Vec<String>,
     pub elapsed_ms: i64,
     /// What a dry run would do (empty for a real tick).
     #[serde(skip)]
     pub decisions: Vec<Decision>,
+}
+
+impl Report {
+    /// Why this tick needs a person's attention although it finished, if it does:
+    /// deliveries that went dead (they will not be retried by themselves) or a channel
+    /// that could not be used. Retries waiting for a server that was down do not count:
+    /// they fix themselves, and `status --max-age` watches for them lasting.
+    pub fn needs_attention(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if self.summary.dead > 0 {
+            const SHOWN: usize = 3;
+            let mut lines: Vec<&str> = self
+                .dead_deliveries
+                .iter()
+                .take(SHOWN)
+                .map(String::as_str)
+                .collect();
+            let more = self.dead_deliveries.len().saturating_sub(SHOWN);
+            let more = (more > 0).then(|| format!("and {more} more"));
+            lines.extend(more.as_deref());
+            why.push(format!(
+                "{} deliveries went dead ({}): see `notifyctl deliveries --status dead`",
+                self.summary.dead,
+                lines.join("; ")
+            ));
+        }
+        why.extend(self.problems.iter().cloned());
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+}
+
+/// What a tick has done so far, kept even when it fails half way (for its record).
+#[derive(Debug, Default)]
+struct Progress {
+    summary: TickSummary,
+    problems: Vec<String>,
+    dead: Vec<String>,
 }
 
 /// How far back to look for events that started since the last tick, whose undecided
@@ -149,15 +190,24 @@ impl Service {
         // tick". A failed tick may not have recorded anything: look back from the last good one.
         let previous_tick = self.store.last_good_tick()?.map(|t| t.started_at);
         let tick_id = store::write(&mut *self.store, |ops| ops.start_tick(now))?;
-        let mut summary = TickSummary::default();
-        let result = self.tick_work(tick_id, previous_tick, deadline, options, &mut summary);
+        let mut progress = Progress::default();
+        let result = self.tick_work(tick_id, previous_tick, deadline, options, &mut progress);
+        let Progress {
+            summary,
+            problems,
+            dead,
+        } = progress;
         let elapsed_ms = started.elapsed().as_millis() as i64;
         let error = result.as_ref().err().map(|e| format!("{e:#}"));
         // Record the tick even when it failed, so `status` shows the failure.
-        let finished = self.now();
-        store::write(&mut *self.store, |ops| {
-            ops.finish_tick(tick_id, &summary, error.as_deref(), finished, elapsed_ms)
-        })?;
+        let end = TickEnd {
+            summary: &summary,
+            error: error.as_deref(),
+            problems: &problems,
+            now: self.now(),
+            elapsed_ms,
+        };
+        store::write(&mut *self.store, |ops| ops.finish_tick(tick_id, &end))?;
         let broken = result?;
         let counts = self.store.delivery_counts()?;
         self.heartbeat();
@@ -168,6 +218,8 @@ impl Service {
             summary,
             pending: counts.pending + counts.failed + counts.sending,
             broken_rows: broken,
+            problems,
+            dead_deliveries: dead,
             elapsed_ms,
             decisions: Vec::new(),
         })
@@ -179,8 +231,9 @@ impl Service {
         previous_tick: Option<DateTime<Utc>>,
         deadline: Instant,
         options: TickOptions,
-        summary: &mut TickSummary,
+        progress: &mut Progress,
     ) -> anyhow::Result<Vec<String>> {
+        let summary = &mut progress.summary;
         let (decisions, broken) = self.due_decisions(previous_tick)?;
         for b in &broken {
             log::error!("skipping a broken row: {b}");
@@ -203,7 +256,9 @@ impl Service {
             options.mail_to_stderr,
         );
         let store: &mut dyn Store = &mut *self.store;
-        outbox::run(store, &self.clock, &settings, &mut deliverer, deadline, summary)?;
+        let attention = outbox::run(store, &self.clock, &settings, &mut deliverer, deadline, summary)?;
+        progress.problems.extend(attention.unusable);
+        progress.dead.extend(attention.dead);
         Ok(broken.iter().map(ToString::to_string).collect())
     }
 
@@ -227,6 +282,8 @@ impl Service {
             summary,
             pending: counts.pending + counts.failed + counts.sending,
             broken_rows: broken.iter().map(ToString::to_string).collect(),
+            problems: Vec::new(),
+            dead_deliveries: Vec::new(),
             elapsed_ms: started.elapsed().as_millis() as i64,
             decisions,
         })
@@ -245,5 +302,121 @@ impl Service {
         if let Err(e) = agent.get(url).call() {
             log::warn!("heartbeat {url} failed: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::service::booking::{EventDraft, EventUpdate};
+    use crate::service::users::UserInput;
+    use crate::store::{Location, OpenMode};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn service(dir: &std::path::Path, now: &str) -> Service {
+        Service::open(
+            Config::default(),
+            Clock::frozen(t(now)),
+            Location::Sqlite(dir.join("t.db")),
+            OpenMode::Create,
+        )
+        .unwrap()
+    }
+
+    /// An event at 10:00 with one participant; the decisions a tick reads at 09:30.
+    fn decided_then(change: impl FnOnce(&mut Service)) -> (tempfile::TempDir, Service, TickSummary) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut admin = service(dir.path(), "2030-03-10T09:00:00Z");
+        admin
+            .add_user(&UserInput {
+                email: "ana@example.org".into(),
+                name: "Ana".into(),
+                email_enabled: true,
+                ..Default::default()
+            })
+            .unwrap();
+        admin
+            .add_event(
+                &EventDraft {
+                    title: "Call".into(),
+                    start: "2030-03-10T10:00:00Z".into(),
+                    video: "none".into(),
+                    participants: vec!["1".into()],
+                    ..Default::default()
+                },
+                false,
+            )
+            .unwrap();
+        let mut tick = service(dir.path(), "2030-03-10T09:30:00Z");
+        let (decisions, broken) = tick.due_decisions(None).unwrap();
+        assert!(broken.is_empty());
+        assert_eq!(decisions.len(), 1, "the 30-minute reminder is due");
+        // Between the tick's unlocked read and its write, an admin changes the event.
+        change(&mut admin);
+        let mut summary = TickSummary::default();
+        tick.apply(&decisions, &mut summary).unwrap();
+        (dir, tick, summary)
+    }
+
+    fn reminders_created(s: &mut Service) -> usize {
+        let mut n = 0;
+        s.inbox("1", &Default::default(), &mut |r| {
+            if r?.kind == "reminder" {
+                n += 1;
+            }
+            Ok(())
+        })
+        .unwrap();
+        n
+    }
+
+    #[test]
+    fn nothing_changed_the_decision_is_applied() {
+        let (_dir, mut tick, summary) = decided_then(|_| {});
+        assert_eq!(summary.created, 1);
+        assert_eq!(reminders_created(&mut tick), 1);
+    }
+
+    #[test]
+    fn an_event_moved_after_the_read_gets_no_reminder_for_its_old_start() {
+        let (_dir, mut tick, summary) = decided_then(|admin| {
+            admin
+                .update_event(
+                    1,
+                    &EventUpdate {
+                        start: Some("2030-03-10T12:00:00Z".into()),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+        });
+        assert_eq!((summary.created, summary.skipped), (0, 0));
+        assert_eq!(reminders_created(&mut tick), 0);
+        // Nothing was recorded for the old start: the next tick decides anew.
+        let (decisions, _) = tick.due_decisions(None).unwrap();
+        assert!(decisions.is_empty(), "12:00 is not due at 09:30: {decisions:?}");
+    }
+
+    #[test]
+    fn an_event_cancelled_after_the_read_gets_no_reminder() {
+        let (_dir, mut tick, summary) = decided_then(|admin| {
+            admin.cancel_event(1).unwrap();
+        });
+        assert_eq!(summary.created, 0);
+        assert_eq!(reminders_created(&mut tick), 0);
+    }
+
+    #[test]
+    fn a_participant_removed_after_the_read_gets_no_reminder() {
+        let (_dir, mut tick, summary) = decided_then(|admin| {
+            admin.unassign(1, "ana@example.org").unwrap();
+        });
+        assert_eq!(summary.created, 0);
+        assert_eq!(reminders_created(&mut tick), 0);
     }
 }

@@ -440,18 +440,24 @@ pub struct TickRecord {
     pub summary: TickSummary,
     pub error: Option<String>,
     pub elapsed_ms: Option<i64>,
+    /// What the tick could not do although it finished.
+    pub problems: Vec<String>,
+}
+
+/// How a tick ended, for its record.
+#[derive(Debug, Clone)]
+pub struct TickEnd<'a> {
+    pub summary: &'a TickSummary,
+    /// Why the tick failed, if it did.
+    pub error: Option<&'a str>,
+    pub problems: &'a [String],
+    pub now: DateTime<Utc>,
+    pub elapsed_ms: i64,
 }
 
 pub trait TickOps {
     fn start_tick(&mut self, now: DateTime<Utc>) -> anyhow::Result<i64>;
-    fn finish_tick(
-        &mut self,
-        id: i64,
-        summary: &TickSummary,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-        elapsed_ms: i64,
-    ) -> anyhow::Result<()>;
+    fn finish_tick(&mut self, id: i64, end: &TickEnd) -> anyhow::Result<()>;
     /// The most recent tick, finished or not.
     fn last_tick(&mut self) -> anyhow::Result<Option<TickRecord>>;
     /// The most recent tick that finished without error.

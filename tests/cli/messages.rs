@@ -245,9 +245,12 @@ fn template_override_replaces_one_template_and_a_broken_one_is_named() {
             "--body",
             "x",
         ],
-        1,
+        2,
     );
-    assert!(err.contains("custom.subject.txt"), "{err}");
+    assert!(
+        err.contains("custom.subject.txt"),
+        "a setting to fix, named: {err}"
+    );
 }
 
 #[test]
@@ -385,7 +388,7 @@ fn webhook_is_signed_and_delivered_once_after_a_500() {
     ));
     env2.user("ana@example.org", &[]);
     env2.ok(&["send", "--user", "1", "--title", "x", "--body", "y"]);
-    let err = env2.fails(&["check-reminders"], 2);
+    let (_, err) = env2.exits(&["check-reminders"], 3);
     assert!(err.contains("NO_SUCH_SECRET"), "{err}");
 }
 

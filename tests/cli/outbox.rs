@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{dead_port, Env, SmtpPolicy, SmtpServer};
+use crate::support::{dead_port, wait_until, Env, SmtpPolicy, SmtpServer};
 
 /// One user, one custom notice waiting in the outbox.
 fn setup(server_port: u16, extra: &str) -> Env {
@@ -68,7 +68,8 @@ fn permanent_failure_is_dead_at_once_and_listed() {
         ..Default::default()
     });
     let env = setup(server.port, "");
-    let s = env.tick();
+    let (out, _) = env.exits(&["--json", "check-reminders"], 3);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["dead"], 1);
     let dead = env.json(&["deliveries", "--status", "dead"]);
     assert_eq!(dead.as_array().unwrap().len(), 1);
@@ -90,10 +91,18 @@ fn retries_stop_at_max_attempts() {
         ..Default::default()
     });
     let mut env = setup(server.port, "");
-    for minute in ["09:00", "09:01", "09:03"] {
+    for minute in ["09:00", "09:01"] {
         env.at(&format!("2030-03-10T{minute}:00Z"));
         env.tick();
     }
+    env.at("2030-03-10T09:03:00Z");
+    let (out, err) = env.exits(&["--json", "check-reminders"], 3);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["dead"], 1, "{s}");
+    assert!(
+        err.contains("deliveries went dead") && err.contains("failed 3 times") && err.contains("451"),
+        "{err}"
+    );
     let d = delivery(&env);
     assert_eq!(d["status"], "dead", "{d}");
     assert_eq!(d["attempts"], 3);
@@ -101,7 +110,8 @@ fn retries_stop_at_max_attempts() {
 
 #[test]
 fn server_not_listening_loses_nothing() {
-    let port = dead_port();
+    let mut dead = dead_port();
+    let port = dead.port;
     let mut env = setup(port, "");
     env.ok(&[
         "send",
@@ -127,6 +137,7 @@ fn server_not_listening_loses_nothing() {
         1
     );
     // The server comes back on the same port.
+    dead.release();
     let server = SmtpServer::start_on(port);
     env.at("2030-03-10T09:05:00Z");
     let s = env.tick();
@@ -215,12 +226,10 @@ fn sigkill_in_the_middle_of_a_large_batch_loses_nothing() {
     let total = n + 1;
     let mut child = env.std_cmd().arg("check-reminders").spawn().unwrap();
     // Kill it once some, not all, have gone.
-    for _ in 0..400 {
-        if server.messages().len() >= 40 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(
+        wait_until(Duration::from_secs(20), || server.messages().len() >= 40),
+        "the tick started sending"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let before_restart = server.messages().len();
@@ -285,16 +294,191 @@ fn a_missing_smtp_password_fails_the_tick_clearly_and_keeps_the_mail() {
     env.config(&format!(
         "{cfg}username = \"apikey\"\npassword_env = \"TEST_SMTP_PW\"\n"
     ));
-    let err = env.fails(&["check-reminders"], 2);
+    let (_, err) = env.exits(&["check-reminders"], 3);
     assert!(err.contains("TEST_SMTP_PW is not set"), "{err}");
-    assert_eq!(
-        env.json(&["deliveries", "--status", "pending"])
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    let pending = env.json(&["deliveries", "--status", "pending"]);
+    assert_eq!(pending.as_array().unwrap().len(), 1, "the mail is kept");
+    assert_eq!(pending[0]["attempts"], 0, "no attempt spent on a setting");
     let status = env.run(&["--json", "status"]);
+    assert_eq!(status.status.code(), Some(3), "status is unhealthy");
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(v["last_tick"]["ok"], false);
+    assert_eq!(v["last_tick"]["ok"], true, "the tick itself finished");
+    assert!(
+        v["problems"].to_string().contains("TEST_SMTP_PW"),
+        "status says why: {v}"
+    );
+}
+
+/// One event at 09:40 for ana, whose reminder is created at 09:10 but cannot go out
+/// (the server answers 451), so the tests can change the event before it is sent.
+fn reminder_waiting(server: &SmtpServer) -> Env {
+    let mut env = setup(server.port, "");
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Call",
+        "--start",
+        "2030-03-10T09:40:00Z",
+        "--participant",
+        "ana@example.org",
+    ]);
+    env.at("2030-03-10T09:10:00Z");
+    let s = env.tick();
+    assert_eq!(s["created"], 1, "{s}");
+    assert_eq!(s["failed"], 3, "custom + assigned + reminder waiting: {s}");
+    env
+}
+
+fn statuses_by_kind(env: &Env) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = env
+        .json(&["deliveries"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().to_string(),
+                d["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_reminder_for_a_moved_event_is_superseded_not_sent() {
+    let server = SmtpServer::with(SmtpPolicy {
+        temp_fail_first: 100,
+        ..Default::default()
+    });
+    let mut env = reminder_waiting(&server);
+    env.ok(&["event", "update", "1", "--start", "2030-03-10T11:00:00Z"]);
+    server.set_policy(SmtpPolicy::default());
+    env.at("2030-03-10T09:12:00Z");
+    let s = env.tick();
+    assert_eq!(s["dropped"], 1, "the 09:40 reminder: {s}");
+    let reminder = env
+        .json(&["deliveries", "--status", "superseded"])
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(reminder.len(), 1);
+    assert_eq!(reminder[0]["kind"], "reminder");
+    assert!(
+        reminder[0]["last_error"].as_str().unwrap().contains("moved"),
+        "{reminder:?}"
+    );
+    let subjects: Vec<String> = server
+        .settled()
+        .iter()
+        .map(|m| m.header("Subject").unwrap_or_default())
+        .collect();
+    assert!(!subjects.iter().any(|s| s.contains("Rappel")), "{subjects:?}");
+}
+
+#[test]
+fn a_reminder_for_someone_no_longer_a_participant_is_superseded() {
+    let server = SmtpServer::with(SmtpPolicy {
+        temp_fail_first: 100,
+        ..Default::default()
+    });
+    let mut env = reminder_waiting(&server);
+    env.ok(&["event", "unassign", "1", "--user", "ana@example.org"]);
+    server.set_policy(SmtpPolicy::default());
+    env.at("2030-03-10T09:12:00Z");
+    let s = env.tick();
+    assert_eq!(s["dropped"], 2, "assigned and reminder: {s}");
+    assert_eq!(
+        statuses_by_kind(&env),
+        vec![
+            ("assigned".into(), "superseded".into()),
+            ("cancelled".into(), "sent".into()),
+            ("custom".into(), "sent".into()),
+            ("reminder".into(), "superseded".into()),
+        ]
+    );
+    let superseded = env.json(&["deliveries", "--status", "superseded"]);
+    for d in superseded.as_array().unwrap() {
+        assert!(
+            d["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("no longer a participant"),
+            "{d}"
+        );
+    }
+}
+
+#[test]
+fn retry_by_id_requeues_that_delivery_only() {
+    let server = SmtpServer::with(SmtpPolicy {
+        reject_all: true,
+        ..Default::default()
+    });
+    let env = setup(server.port, "");
+    env.ok(&[
+        "send",
+        "--user",
+        "ana@example.org",
+        "--title",
+        "Second",
+        "--body",
+        "B",
+    ]);
+    env.exits(&["check-reminders"], 3);
+    let dead = env.json(&["deliveries", "--status", "dead"]);
+    assert_eq!(dead.as_array().unwrap().len(), 2);
+    let first = dead[1]["id"].as_i64().unwrap();
+    server.set_policy(SmtpPolicy::default());
+    let before = env.dump();
+    let err = env.fails(&["deliveries", "retry", &first.to_string(), "999"], 2);
+    assert!(err.contains("unknown delivery 999"), "{err}");
+    assert_eq!(env.dump(), before, "nothing re-queued when one id is unknown");
+    let v = env.json(&["deliveries", "retry", &first.to_string()]);
+    assert_eq!(v["requeued"], 1);
+    let d = env.json(&["deliveries"]);
+    let status = |id: i64| d.as_array().unwrap().iter().find(|x| x["id"] == id).unwrap()["status"].clone();
+    assert_eq!(status(first), "pending");
+    assert_eq!(d.as_array().unwrap().len(), 2);
+    let s = env.json(&["check-reminders"]);
+    assert_eq!(s["sent"], 1, "only the re-queued one: {s}");
+    assert_eq!(server.settled().len(), 1);
+    let sent = env.json(&["deliveries", "--status", "sent"]);
+    assert_eq!(sent[0]["id"], first);
+    // A sent delivery cannot be re-queued.
+    let err = env.fails(&["deliveries", "retry", &first.to_string()], 2);
+    assert!(err.contains("is sent"), "{err}");
+}
+
+#[test]
+fn a_misconfigured_webhook_does_not_stop_email() {
+    let server = SmtpServer::start();
+    let mut env = Env::new();
+    env.config(&format!(
+        "[email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"3s\"\n[webhook]\nurl = \"http://127.0.0.1:9/hook\"\nsecret_env = \"NOTIFYCTL_TEST_UNSET_SECRET\"\n",
+        server.port
+    ));
+    env.at("2030-03-10T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    env.ok(&["send", "--user", "1", "--title", "Hello", "--body", "B"]);
+    let (out, err) = env.exits(&["--json", "check-reminders"], 3);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["sent"], 1, "the email went out: {s}");
+    assert!(
+        err.contains("webhook") && err.contains("NOTIFYCTL_TEST_UNSET_SECRET"),
+        "the tick says which channel and why: {err}"
+    );
+    assert_eq!(server.settled().len(), 1);
+    let waiting = env.json(&["deliveries", "--status", "pending"]);
+    assert_eq!(
+        waiting.as_array().unwrap().len(),
+        1,
+        "the webhook waits, not dead"
+    );
+    assert_eq!(waiting[0]["channel"], "webhook");
+    assert_eq!(waiting[0]["attempts"], 0, "no attempt was spent on it");
+    let (_, err) = env.exits(&["status"], 3);
+    assert!(err.contains("webhook"), "status names the problem: {err}");
 }

@@ -185,6 +185,7 @@ impl Env {
             "notifications",
             "deliveries",
             "reminders",
+            "ticks",
         ] {
             let mut stmt = conn
                 .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
@@ -305,6 +306,8 @@ struct SmtpState {
     accepted: Vec<Received>,
     attempts: usize,
     connections: usize,
+    /// Connections still open (a client that exited has closed its own).
+    open: usize,
 }
 
 /// The mailin session handles the protocol; the decision on each message is taken in the
@@ -438,13 +441,27 @@ impl SmtpServer {
 
     /// Wait until `n` messages arrived (the client may still be closing).
     pub fn wait_for(&self, n: usize) -> Vec<Received> {
-        for _ in 0..200 {
-            if self.messages().len() >= n {
-                break;
-            }
-            thread::sleep(Duration::from_millis(25));
-        }
+        wait_until(Duration::from_secs(10), || self.messages().len() >= n);
         self.messages()
+    }
+
+    /// The messages once every client has hung up: when the clients have exited, nothing
+    /// more can arrive, so a count taken now is final (no sleep-and-hope).
+    pub fn settled(&self) -> Vec<Received> {
+        let idle = wait_until(Duration::from_secs(10), || self.state.lock().unwrap().open == 0);
+        assert!(idle, "SMTP clients still connected after 10 s");
+        self.messages()
+    }
+}
+
+/// Counts a connection as open until its handler returns, however it returns.
+struct OpenGuard(Arc<Mutex<SmtpState>>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.lock() {
+            s.open -= 1;
+        }
     }
 }
 
@@ -452,8 +469,10 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<SmtpState>>) {
     let auth = {
         let mut s = state.lock().unwrap();
         s.connections += 1;
+        s.open += 1;
         s.policy.auth.is_some()
     };
+    let _open = OpenGuard(state.clone());
     let mut builder = SessionBuilder::new("test.smtp.local");
     if auth {
         builder
@@ -516,10 +535,44 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<SmtpState>>) {
     }
 }
 
-/// A port with nothing listening on it.
-pub fn dead_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A port with nothing listening on it, reserved for the test while the value lives:
+/// the socket is bound but never listens, so connections are refused and no other test
+/// can take the port. `release` frees it for a server that "comes back".
+pub struct DeadPort {
+    pub port: u16,
+    socket: Option<socket2::Socket>,
+}
+
+impl DeadPort {
+    pub fn release(&mut self) {
+        self.socket = None;
+    }
+}
+
+pub fn dead_port() -> DeadPort {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    DeadPort {
+        port,
+        socket: Some(socket),
+    }
+}
+
+/// Poll `cond` until it holds or `limit` passes; whether it held.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 // ---------------------------------------------------------------------------------

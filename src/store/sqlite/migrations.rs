@@ -11,7 +11,10 @@ use crate::error::user_error;
 
 /// Each step's SQL; index 0 is version 1. `schema.sql` at the repository root documents
 /// the result as a whole (a test checks that both give the same schema).
-const STEPS: &[&str] = &[include_str!("migrations/001_initial.sql")];
+const STEPS: &[&str] = &[
+    include_str!("migrations/001_initial.sql"),
+    include_str!("migrations/002_tick_problems.sql"),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
@@ -53,5 +56,89 @@ pub(super) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tables, columns (name, type, not null, default, key), indexes and triggers.
+    fn shape(conn: &Connection) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut objects = conn
+            .prepare("SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name")
+            .unwrap();
+        let rows: Vec<(String, String, String)> = objects
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (kind, name, table) in rows {
+            out.push(format!("{kind} {name} on {table}"));
+            if kind == "table" {
+                let mut cols = conn.prepare(&format!("PRAGMA table_info({name})")).unwrap();
+                let cols: Vec<String> = cols
+                    .query_map([], |r| {
+                        Ok(format!(
+                            "  {} {} notnull={} default={:?} pk={}",
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, Option<String>>(4)?,
+                            r.get::<_, i64>(5)?
+                        ))
+                    })
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                out.extend(cols);
+            }
+            if kind == "index" {
+                let mut cols = conn.prepare(&format!("PRAGMA index_xinfo({name})")).unwrap();
+                let cols: Vec<String> = cols
+                    .query_map([], |r| Ok(format!("  {:?}", r.get::<_, Option<String>>(2)?)))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                out.extend(cols);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_steps_give_the_schema_that_schema_sql_documents() {
+        let migrated = Connection::open_in_memory().unwrap();
+        migrate(&migrated, Path::new(":memory:")).unwrap();
+        let documented = Connection::open_in_memory().unwrap();
+        documented
+            .execute_batch(include_str!("../../../schema.sql"))
+            .unwrap();
+        assert_eq!(shape(&migrated), shape(&documented));
+        let version: i64 = migrated
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migrating_twice_changes_nothing() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn, Path::new(":memory:")).unwrap();
+        let once = shape(&conn);
+        migrate(&conn, Path::new(":memory:")).unwrap();
+        assert_eq!(shape(&conn), once);
+    }
+
+    #[test]
+    fn a_version_1_file_is_brought_forward() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(STEPS[0]).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+        migrate(&conn, Path::new(":memory:")).unwrap();
+        let fresh = Connection::open_in_memory().unwrap();
+        migrate(&fresh, Path::new(":memory:")).unwrap();
+        assert_eq!(shape(&conn), shape(&fresh));
     }
 }

@@ -4,10 +4,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Row};
 
 use super::{broken, ts, Cols, SqliteStore};
-use crate::store::{BrokenRow, TickOps, TickRecord, TickSummary};
+use crate::store::{BrokenRow, TickEnd, TickOps, TickRecord, TickSummary};
 
 const COLUMNS: &str =
-    "id, started_at, finished_at, ok, created, skipped, sent, failed, dead, dropped, error, elapsed_ms";
+    "id, started_at, finished_at, ok, created, skipped, sent, failed, dead, dropped, error, elapsed_ms, problems";
 
 fn decode(r: &Row) -> Result<TickRecord, BrokenRow> {
     let c = Cols::new(r, "ticks", 0);
@@ -26,6 +26,12 @@ fn decode(r: &Row) -> Result<TickRecord, BrokenRow> {
         },
         error: c.opt_text(10)?,
         elapsed_ms: c.opt_i64(11)?,
+        problems: match c.opt_text(12)? {
+            None => Vec::new(),
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|_| c.invalid(12, "not a JSON array of strings"))?
+            }
+        },
     })
 }
 
@@ -47,29 +53,25 @@ impl TickOps for SqliteStore {
         Ok(self.conn.last_insert_rowid())
     }
 
-    fn finish_tick(
-        &mut self,
-        id: i64,
-        summary: &TickSummary,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-        elapsed_ms: i64,
-    ) -> anyhow::Result<()> {
+    fn finish_tick(&mut self, id: i64, end: &TickEnd) -> anyhow::Result<()> {
+        let s = end.summary;
+        let problems = (!end.problems.is_empty()).then(|| serde_json::json!(end.problems).to_string());
         self.conn.execute(
             "UPDATE ticks SET finished_at = ?2, ok = ?3, created = ?4, skipped = ?5, sent = ?6, failed = ?7,
-                    dead = ?8, dropped = ?9, error = ?10, elapsed_ms = ?11 WHERE id = ?1",
+                    dead = ?8, dropped = ?9, error = ?10, elapsed_ms = ?11, problems = ?12 WHERE id = ?1",
             params![
                 id,
-                ts(now),
-                error.is_none(),
-                summary.created,
-                summary.skipped,
-                summary.sent,
-                summary.failed,
-                summary.dead,
-                summary.dropped,
-                error,
-                elapsed_ms
+                ts(end.now),
+                end.error.is_none(),
+                s.created,
+                s.skipped,
+                s.sent,
+                s.failed,
+                s.dead,
+                s.dropped,
+                end.error,
+                end.elapsed_ms,
+                problems
             ],
         )?;
         Ok(())
