@@ -1,9 +1,13 @@
--- notifyctl data contract, schema version 2.
+-- notifyctl data contract, schema version 3.
 --
 -- A web app may read (and, for users/events/participants, write) these tables directly
 -- with SQL. Rules every writer must follow:
 --   * Instants are TEXT in RFC 3339 UTC with a trailing 'Z', second precision:
---     '2030-03-10T08:30:00Z'. They sort and compare as text.
+--     '2030-03-10T08:30:00Z'. They sort and compare as text. In users, events and
+--     participants, triggers (at the end of this file) convert what SQLite reads as a
+--     time — its own CURRENT_TIMESTAMP form '2030-03-10 08:30:00' (UTC), fractional
+--     seconds, an offset like '+01:00' — and refuse anything else with an error naming
+--     the column, so an event is never silently left without reminders.
 --   * Enumerations are lower-case TEXT guarded by CHECK constraints.
 --   * Foreign keys are on (PRAGMA foreign_keys = ON in every connection).
 -- notifyctl applies this file on `init` and records the version in PRAGMA user_version.
@@ -135,3 +139,74 @@ CREATE TABLE IF NOT EXISTS ticks (
     problems    TEXT
 );
 CREATE INDEX IF NOT EXISTS ticks_by_start ON ticks (started_at);
+
+-- Instants written by an app are normalised (or refused) as they are written.
+CREATE TRIGGER IF NOT EXISTS users_instants_insert AFTER INSERT ON users
+WHEN NEW.created_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.created_at)
+BEGIN
+    SELECT RAISE(ABORT, 'users.created_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.created_at) IS NULL;
+    UPDATE users SET created_at = strftime('%Y-%m-%dT%H:%M:%SZ', created_at)
+     WHERE id = NEW.id;
+END;
+
+CREATE TRIGGER IF NOT EXISTS users_instants_update AFTER UPDATE OF created_at ON users
+WHEN NEW.created_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.created_at)
+BEGIN
+    SELECT RAISE(ABORT, 'users.created_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.created_at) IS NULL;
+    UPDATE users SET created_at = strftime('%Y-%m-%dT%H:%M:%SZ', created_at)
+     WHERE id = NEW.id;
+END;
+
+CREATE TRIGGER IF NOT EXISTS events_instants_insert AFTER INSERT ON events
+WHEN NEW.starts_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.starts_at) OR NEW.ends_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.ends_at) OR NEW.armed_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.armed_at) OR NEW.created_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.created_at) OR NEW.updated_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.updated_at)
+BEGIN
+    SELECT RAISE(ABORT, 'events.starts_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.starts_at) IS NULL;
+    SELECT RAISE(ABORT, 'events.ends_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.ends_at) IS NULL;
+    SELECT RAISE(ABORT, 'events.armed_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.armed_at) IS NULL;
+    SELECT RAISE(ABORT, 'events.created_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.created_at) IS NULL;
+    SELECT RAISE(ABORT, 'events.updated_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.updated_at) IS NULL;
+    UPDATE events SET starts_at = strftime('%Y-%m-%dT%H:%M:%SZ', starts_at), ends_at = strftime('%Y-%m-%dT%H:%M:%SZ', ends_at), armed_at = strftime('%Y-%m-%dT%H:%M:%SZ', armed_at), created_at = strftime('%Y-%m-%dT%H:%M:%SZ', created_at), updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', updated_at)
+     WHERE id = NEW.id;
+END;
+
+CREATE TRIGGER IF NOT EXISTS events_instants_update AFTER UPDATE OF starts_at, ends_at, armed_at, created_at, updated_at ON events
+WHEN NEW.starts_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.starts_at) OR NEW.ends_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.ends_at) OR NEW.armed_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.armed_at) OR NEW.created_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.created_at) OR NEW.updated_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.updated_at)
+BEGIN
+    SELECT RAISE(ABORT, 'events.starts_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.starts_at) IS NULL;
+    SELECT RAISE(ABORT, 'events.ends_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.ends_at) IS NULL;
+    SELECT RAISE(ABORT, 'events.armed_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.armed_at) IS NULL;
+    SELECT RAISE(ABORT, 'events.created_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.created_at) IS NULL;
+    SELECT RAISE(ABORT, 'events.updated_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.updated_at) IS NULL;
+    UPDATE events SET starts_at = strftime('%Y-%m-%dT%H:%M:%SZ', starts_at), ends_at = strftime('%Y-%m-%dT%H:%M:%SZ', ends_at), armed_at = strftime('%Y-%m-%dT%H:%M:%SZ', armed_at), created_at = strftime('%Y-%m-%dT%H:%M:%SZ', created_at), updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', updated_at)
+     WHERE id = NEW.id;
+END;
+
+CREATE TRIGGER IF NOT EXISTS participants_instants_insert AFTER INSERT ON participants
+WHEN NEW.added_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.added_at)
+BEGIN
+    SELECT RAISE(ABORT, 'participants.added_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.added_at) IS NULL;
+    UPDATE participants SET added_at = strftime('%Y-%m-%dT%H:%M:%SZ', added_at)
+     WHERE event_id = NEW.event_id AND user_id = NEW.user_id;
+END;
+
+CREATE TRIGGER IF NOT EXISTS participants_instants_update AFTER UPDATE OF added_at ON participants
+WHEN NEW.added_at IS NOT strftime('%Y-%m-%dT%H:%M:%SZ', NEW.added_at)
+BEGIN
+    SELECT RAISE(ABORT, 'participants.added_at must be a time like 2030-03-10T08:30:00Z')
+     WHERE strftime('%Y-%m-%dT%H:%M:%SZ', NEW.added_at) IS NULL;
+    UPDATE participants SET added_at = strftime('%Y-%m-%dT%H:%M:%SZ', added_at)
+     WHERE event_id = NEW.event_id AND user_id = NEW.user_id;
+END;

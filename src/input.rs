@@ -121,30 +121,109 @@ pub fn parse_tz(name: &str) -> anyhow::Result<Tz> {
     })
 }
 
-/// A light check, enough to catch typos; the mail server has the final word.
+/// The longest address SMTP carries (RFC 5321 §4.5.3.1.3, a path of 256 octets less
+/// the angle brackets).
+const MAX_EMAIL: usize = 254;
+
+/// A check strict enough that every address it accepts can be sent to: a local part and
+/// a host name (letters, digits, hyphens, dots, or international letters), no domain
+/// literal (`a@[127.0.0.1]`), no spaces, no control characters. The mail server has the
+/// final word on whether the mailbox exists.
 pub fn validate_email(input: &str) -> anyhow::Result<String> {
     let s = input.trim();
-    let ok = match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !s
-                    .chars()
-                    .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
-                && !domain.contains('@')
-                && s.parse::<lettre::Address>().is_ok()
-        }
-        None => false,
+    let shown = printable(s, 80);
+    let bad = |why: &str| {
+        user_error(format!(
+            "invalid email address '{shown}': {why} (expected something like ana@example.org)"
+        ))
     };
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(user_error(format!(
-            "invalid email address '{input}': expected something like ana@example.org"
-        )))
+    if s.len() > MAX_EMAIL {
+        return Err(bad(&format!("longer than {MAX_EMAIL} characters")));
     }
+    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad("it contains spaces or control characters"));
+    }
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return Err(bad("no @"));
+    };
+    if local.is_empty() || local.contains('@') && !local.starts_with('"') {
+        return Err(bad("the part before @ is empty or holds another @"));
+    }
+    if domain.starts_with('[') {
+        return Err(bad("an IP address instead of a domain cannot be used"));
+    }
+    let labels_ok = domain.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+    });
+    if !domain.contains('.') || !labels_ok {
+        return Err(bad("the domain is not a host name like example.org"));
+    }
+    if s.chars()
+        .any(|c| matches!(c, '<' | '>' | ',' | ';' | '(' | ')' | '[' | ']' | '\\'))
+        && !local.starts_with('"')
+    {
+        return Err(bad("it contains characters an address cannot hold"));
+    }
+    if s.parse::<lettre::Address>().is_err() {
+        return Err(bad("not a valid address"));
+    }
+    Ok(s.to_string())
+}
+
+/// Check a short text a person typed or a file holds (a name, a title, a role): no
+/// control characters (a line break in a name would end up in a mail header), not
+/// empty, at most `max` characters. Returns it trimmed.
+pub fn check_text(field: &str, value: &str, max: usize) -> anyhow::Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(user_error(format!("{field} cannot be empty")));
+    }
+    if let Some(c) = v.chars().find(|c| c.is_control()) {
+        return Err(user_error(format!(
+            "{field} contains a control character ({}): use one line of plain text",
+            c.escape_unicode()
+        )));
+    }
+    let n = v.chars().count();
+    if n > max {
+        return Err(user_error(format!(
+            "{field} is {n} characters long: at most {max} are allowed"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+/// Check a longer text (a custom notice's body): line breaks and tabs are fine, other
+/// control characters are not; at most `max` characters.
+pub fn check_body(field: &str, value: &str, max: usize) -> anyhow::Result<String> {
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(user_error(format!(
+            "{field} contains a control character ({})",
+            c.escape_unicode()
+        )));
+    }
+    let n = value.chars().count();
+    if n > max {
+        return Err(user_error(format!(
+            "{field} is {n} characters long: at most {max} are allowed"
+        )));
+    }
+    Ok(value.to_string())
+}
+
+/// Limits on what people type, so every value fits a mail header and a terminal line.
+pub mod limits {
+    pub const NAME: usize = 200;
+    pub const TITLE: usize = 300;
+    pub const ROLE: usize = 100;
+    pub const BODY: usize = 20_000;
 }
 
 /// A value for a one-line report: control characters shown as `\u{..}` escapes, cut to
@@ -243,10 +322,40 @@ mod tests {
     }
 
     #[test]
+    fn texts_with_control_characters_or_too_long_are_refused() {
+        assert_eq!(check_text("name", "  Ana Martin ", 10).unwrap(), "Ana Martin");
+        for bad in ["Ana\r\nBcc: x@y.org", "Ana\u{7}", "Ana\u{1b}[31m", ""] {
+            assert!(check_text("name", bad, 100).is_err(), "{bad:?}");
+        }
+        let e = check_text("title", &"x".repeat(301), 300)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("301 characters") && e.contains("300"), "{e}");
+        assert!(check_body("body", "line 1\nline 2\ttab", 100).is_ok());
+        assert!(check_body("body", "bell\u{7}", 100).is_err());
+    }
+
+    #[test]
     fn emails() {
         assert!(validate_email("ana@example.org").is_ok());
-        for bad in ["ana", "ana@", "@example.org", "ana@example", "a b@example.org"] {
+        for bad in [
+            "ana",
+            "ana@",
+            "@example.org",
+            "ana@example",
+            "a b@example.org",
+            "a@[127.0.0.1]",
+            "ana@exa_mple.org",
+            "ana@-example.org",
+            "ana@example..org",
+            "ana\r\n@example.org",
+            "<ana@example.org>",
+            "ana@example.org,bob@example.org",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad} should be refused");
         }
+        assert!(validate_email(&format!("{}@example.org", "a".repeat(250))).is_err());
+        assert!(validate_email("ana.maria+tag@mail.example.co.uk").is_ok());
+        assert!(validate_email("jose@exámple.org").is_ok());
     }
 }

@@ -148,7 +148,12 @@ impl Outbox<'_> {
                     );
                     return Ok(());
                 }
-                if let Err(e) = self.deliver_one(*id, summary) {
+                // One delivery's bad data must cost only that delivery, even through a bug
+                // that panics: it is set aside and the batch goes on.
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.deliver_one(*id, summary)))
+                        .unwrap_or_else(|panic| self.after_panic(*id, panic.as_ref(), summary));
+                if let Err(e) = outcome {
                     // Give back what this tick still holds before failing.
                     let rest = &ids[i..];
                     let _ = store::write(&mut *self.store, |ops| ops.release_claims(&s.owner, rest));
@@ -193,7 +198,7 @@ impl Outbox<'_> {
                 return self.record(id, &DeliveryOutcome::Dropped { status, reason });
             }
             Prepared::Dead(error) => {
-                self.went_dead(id, "?", &error, summary);
+                self.went_dead(id, &format!("user {}", d.user_id), &error, summary);
                 return self.record(id, &DeliveryOutcome::Dead { error });
             }
         };
@@ -240,6 +245,24 @@ impl Outbox<'_> {
             }
         };
         self.record(id, &outcome)
+    }
+
+    /// A delivery whose preparation or sending panicked: dead, with the panic's message,
+    /// so it is not retried in a loop and the others go on.
+    fn after_panic(
+        &mut self,
+        id: i64,
+        panic: &(dyn std::any::Any + Send),
+        summary: &mut TickSummary,
+    ) -> anyhow::Result<()> {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let error = format!("internal error while sending (please report it): {what}");
+        self.went_dead(id, "?", &error, summary);
+        self.record(id, &DeliveryOutcome::Dead { error })
     }
 
     /// Count and describe a delivery that will not be retried by itself. Logged as a

@@ -76,10 +76,16 @@ impl EmailSender {
             "<notifyctl.{}.{}@{}>",
             item.notification_id, item.delivery_id, self.domain
         );
-        let to = Mailbox::new(
-            Some(item.recipient.name.clone()),
-            item.recipient.email.parse().context("recipient address")?,
-        );
+        // Values from the database never reach a header unchecked: one line, no control
+        // characters, a bounded length (RFC 5322 lines stay far below 998 octets).
+        // The same rule as `user add`: an address an app wrote that no transport can use
+        // (a domain literal, a line break) fails this delivery for good, with the reason.
+        let address = crate::input::validate_email(&item.recipient.email)
+            .and_then(|a| Ok(a.parse::<lettre::Address>()?))
+            .map_err(|e| anyhow::anyhow!("the recipient address cannot be used: {e:#}"))?;
+        let name = header_text(&item.recipient.name, MAX_DISPLAY_NAME);
+        let to = Mailbox::new((!name.is_empty()).then_some(name), address);
+        let subject = header_text(&subject, MAX_SUBJECT);
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -157,9 +163,10 @@ impl EmailSender {
 
 impl Sender for EmailSender {
     fn send(&mut self, item: &Outgoing) -> Result<Sent, SendError> {
+        // A message that cannot be built from its row will not build better next time.
         let (message, message_id) = self
             .build(item)
-            .map_err(|e| SendError::Temporary(format!("{e:#}")))?;
+            .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
         let response = match &mut self.backend {
             Backend::Smtp(session) => match session.send(message.envelope(), &message.formatted()) {
                 Ok(r) => {
@@ -196,6 +203,32 @@ impl Sender for EmailSender {
             message_id: Some(message_id),
             response,
         })
+    }
+}
+
+/// Longest display name and subject put in a header, in characters.
+const MAX_DISPLAY_NAME: usize = 100;
+const MAX_SUBJECT: usize = 200;
+
+/// Text fit for a header: control characters dropped, whitespace runs made one space,
+/// cut to `max` characters with an ellipsis.
+pub fn header_text(s: &str, max: usize) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .filter(|c| !c.is_control())
+        .collect();
+    let one_line = clean
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let mut cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
     }
 }
 
@@ -252,4 +285,21 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         b.mode(0o700);
     }
     b.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_text_is_one_line_without_controls_and_bounded() {
+        assert_eq!(
+            header_text("Ana\r\nBcc: evil@example.org", 100),
+            "Ana Bcc: evil@example.org"
+        );
+        assert_eq!(header_text("a\u{7}b\u{1b}[31mc", 100), "ab[31mc");
+        let long = header_text(&"é".repeat(1_000_000), 200);
+        assert_eq!(long.chars().count(), 200);
+        assert!(long.ends_with('…'));
+    }
 }

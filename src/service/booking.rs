@@ -7,9 +7,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use super::notices::Notifier;
-use super::{templates, FieldError, Service};
+use super::{FieldError, Service};
 use crate::error::user_error;
-use crate::input::{parse_duration, parse_time, parse_tz, rfc3339};
+use crate::input::{check_text, limits, parse_duration, parse_time, parse_tz, rfc3339};
 use crate::model::{Event, EventStatus, Kind, User};
 use crate::store::{self, EventChanges, NewEvent, Ops};
 
@@ -83,11 +83,14 @@ pub fn resolve_end(
 }
 
 fn check_title(title: &str) -> anyhow::Result<String> {
-    let t = title.trim();
-    if t.is_empty() {
+    if title.trim().is_empty() {
         return Err(user_error("an event needs a title (--title)"));
     }
-    Ok(t.to_string())
+    check_text("the title", title, limits::TITLE)
+}
+
+fn check_role(role: &str) -> anyhow::Result<String> {
+    check_text("the role", role, limits::ROLE)
 }
 
 /// Refuse when `user` has another scheduled event intersecting [start, end).
@@ -192,8 +195,15 @@ impl Service {
     /// Check a draft and resolve its times, the zone and the video link. Reads only.
     pub fn resolve_event(&mut self, d: &EventDraft) -> Result<ResolvedEvent, FieldError> {
         let title = check_title(&d.title).map_err(|e| FieldError::new("title", e))?;
-        let participants: Vec<(String, String)> =
-            d.participants.iter().map(|p| parse_participant(p)).collect();
+        let participants: Vec<(String, String)> = d
+            .participants
+            .iter()
+            .map(|p| {
+                let (user, role) = parse_participant(p);
+                Ok((user, check_role(&role)?))
+            })
+            .collect::<anyhow::Result<_>>()
+            .map_err(|e| FieldError::new("participants", e))?;
         let tz = self.input_zone(
             d.timezone.as_deref(),
             participants.first().map(|(k, _)| k.as_str()),
@@ -241,11 +251,7 @@ impl Service {
         allow_overlap: bool,
         notify: bool,
     ) -> anyhow::Result<Vec<Event>> {
-        let notifier = Notifier {
-            config: &self.config,
-            templates: templates(&self.templates, &self.config)?,
-            now: self.clock.now(),
-        };
+        let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
         store::write(&mut *self.store, |ops| {
             let mut events = Vec::with_capacity(specs.len());
             let mut rejected = Vec::new();
@@ -272,11 +278,8 @@ impl Service {
         role: &str,
         allow_overlap: bool,
     ) -> anyhow::Result<(Event, User)> {
-        let notifier = Notifier {
-            config: &self.config,
-            templates: templates(&self.templates, &self.config)?,
-            now: self.clock.now(),
-        };
+        let role = check_role(role)?;
+        let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
         store::write(&mut *self.store, |ops| {
             let e = scheduled(ops, event_id)?;
             let u = ops.find_user(user_key)?;
@@ -289,7 +292,7 @@ impl Service {
             if !allow_overlap {
                 refuse_overlap(ops, &u, e.starts_at, e.ends_at, Some(e.id))?;
             }
-            ops.add_participant(e.id, u.id, role.trim(), notifier.now)?;
+            ops.add_participant(e.id, u.id, &role, notifier.now)?;
             ops.bump_sequence(e.id, notifier.now)?;
             let e = existing(ops, e.id)?;
             notifier.event_notice(ops, &e, &u, Kind::Assigned, None, None)?;
@@ -300,11 +303,7 @@ impl Service {
     /// `event unassign`: the removed user gets a `cancelled` notice (the event leaves
     /// their calendar) and their pending reminders are dropped.
     pub fn unassign(&mut self, event_id: i64, user_key: &str) -> anyhow::Result<(Event, User)> {
-        let notifier = Notifier {
-            config: &self.config,
-            templates: templates(&self.templates, &self.config)?,
-            now: self.clock.now(),
-        };
+        let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
         store::write(&mut *self.store, |ops| {
             let e = existing(ops, event_id)?;
             let u = ops.find_user(user_key)?;
@@ -368,11 +367,7 @@ impl Service {
             ends_at,
             video_url,
         };
-        let notifier = Notifier {
-            config: &self.config,
-            templates: templates(&self.templates, &self.config)?,
-            now: self.clock.now(),
-        };
+        let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
         store::write(&mut *self.store, |ops| {
             let before = scheduled(ops, id)?;
             let new_start = changes.starts_at.unwrap_or(before.starts_at);
@@ -396,11 +391,7 @@ impl Service {
 
     /// `event cancel`: `cancelled` notices; pending reminders are dropped at send time.
     pub fn cancel_event(&mut self, id: i64) -> anyhow::Result<(Event, usize)> {
-        let notifier = Notifier {
-            config: &self.config,
-            templates: templates(&self.templates, &self.config)?,
-            now: self.clock.now(),
-        };
+        let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
         store::write(&mut *self.store, |ops| {
             scheduled(ops, id)?;
             ops.cancel_event(id, notifier.now)?;

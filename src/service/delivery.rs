@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use super::notices::message_context;
+use super::notices::{message_context, About};
+use super::report::Reporter;
 use super::templates;
 use crate::channels::email::EmailSender;
 use crate::channels::webhook::WebhookSender;
@@ -57,6 +58,7 @@ pub fn stale(
 pub struct TickDeliverer<'a> {
     config: &'a Config,
     templates: &'a OnceCell<Templates>,
+    reporter: &'a Reporter,
     outbox_dir: PathBuf,
     stdout_to_stderr: bool,
     users: HashMap<i64, Option<User>>,
@@ -69,12 +71,14 @@ impl<'a> TickDeliverer<'a> {
     pub fn new(
         config: &'a Config,
         templates: &'a OnceCell<Templates>,
+        reporter: &'a Reporter,
         outbox_dir: PathBuf,
         stdout_to_stderr: bool,
     ) -> TickDeliverer<'a> {
         TickDeliverer {
             config,
             templates,
+            reporter,
             outbox_dir,
             stdout_to_stderr,
             users: HashMap::new(),
@@ -126,15 +130,14 @@ impl Deliverer for TickDeliverer<'_> {
         if let Some((status, reason)) = stale(d, user.id, event.as_ref(), now) {
             return Ok(Prepared::Drop { status, reason });
         }
-        let mc = message_context(
-            self.config,
-            &user,
+        let about = About {
             kind,
-            event.as_ref(),
-            d.offset_minutes,
-            d.previous_start,
-            (kind == Kind::Custom).then_some((d.title.as_str(), d.body.as_str())),
-        );
+            event: event.as_ref(),
+            offset_minutes: d.offset_minutes,
+            previous_start: d.previous_start,
+            custom: (kind == Kind::Custom).then_some((d.title.as_str(), d.body.as_str())),
+        };
+        let mc = message_context(self.config, self.reporter, &user, &about);
         let rendered = match templates(self.templates, self.config)?.render(&mc) {
             Ok(r) => r,
             Err(e) => return Ok(Prepared::Dead(format!("rendering the message: {e:#}"))),

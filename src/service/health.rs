@@ -47,6 +47,7 @@ impl Service {
         let skipped = self.store.skipped_since(now - TimeDelta::days(1))?;
         let next_retry_at = self.store.next_retry_at()?;
         let age = last_good.as_ref().map(|t| now - t.started_at);
+        let unreadable = self.store.unreadable_events(5)?;
 
         let mut problems = Vec::new();
         if let Some(max) = max_age {
@@ -75,6 +76,11 @@ impl Service {
             }
             problems.extend(t.problems.iter().map(|p| format!("the last tick: {p}")));
         }
+        problems.extend(
+            unreadable
+                .iter()
+                .map(|b| format!("{b}: fix the row (see schema.sql for the form)")),
+        );
         Ok(Health {
             now,
             last_tick: last,

@@ -2,8 +2,9 @@
 //! several notifications change all of them or, if one is unknown, none.
 
 use super::notices::Notifier;
-use super::{templates, Service};
+use super::Service;
 use crate::error::user_error;
+use crate::input::{check_body, check_text, limits};
 use crate::model::{Kind, Notification};
 use crate::store::{self, BrokenRow, InboxFilter, Ops};
 
@@ -28,14 +29,12 @@ impl Service {
         if title.trim().is_empty() {
             return Err(user_error("a notice needs a title (--title)"));
         }
-        let notifier = Notifier {
-            config: &self.config,
-            templates: templates(&self.templates, &self.config)?,
-            now: self.clock.now(),
-        };
+        let title = check_text("the title", title, limits::TITLE)?;
+        let body = check_body("the body", body, limits::BODY)?;
+        let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
         store::write(&mut *self.store, |ops| {
             let u = ops.find_user(user_key)?;
-            notifier.custom(ops, &u, title.trim(), body, email)
+            notifier.custom(ops, &u, &title, &body, email)
         })
     }
 

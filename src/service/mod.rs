@@ -17,6 +17,7 @@ pub mod inbox;
 pub mod maintenance;
 pub mod notices;
 pub mod plan;
+pub mod report;
 pub mod tick;
 pub mod users;
 
@@ -43,6 +44,8 @@ pub struct Service {
     location: Location,
     store: Box<dyn Store>,
     templates: OnceCell<Templates>,
+    /// Broken values met by the current command, reported once each.
+    reporter: report::Reporter,
 }
 
 impl Service {
@@ -61,6 +64,7 @@ impl Service {
             location,
             store,
             templates: OnceCell::new(),
+            reporter: report::Reporter::default(),
         })
     }
 
@@ -116,12 +120,36 @@ pub fn outbox_dir(config: &Config, location: &Location) -> PathBuf {
 }
 
 /// The user's zone, else the default. A zone the database holds but this build does not
-/// know falls back to the default (reported by the caller where it matters).
+/// know falls back to the default; `zone_problem` says so for the report.
 pub fn user_tz(config: &Config, user: &User) -> Tz {
     user.timezone
         .as_deref()
         .and_then(|z| z.parse().ok())
         .unwrap_or_else(|| config.default_tz())
+}
+
+/// A stored zone or locale this build cannot use, as a line for the report.
+pub fn user_setting_problem(user: &User) -> Option<String> {
+    let shown = |v: &str| crate::input::printable(v, 60);
+    if let Some(z) = user.timezone.as_deref() {
+        if z.parse::<Tz>().is_err() {
+            return Some(format!(
+                "users id {}, column timezone: unknown time zone, the default is used (value '{}')",
+                user.id,
+                shown(z)
+            ));
+        }
+    }
+    if let Some(l) = user.locale.as_deref() {
+        if l.parse::<Locale>().is_err() {
+            return Some(format!(
+                "users id {}, column locale: unknown language, the default is used (value '{}')",
+                user.id,
+                shown(l)
+            ));
+        }
+    }
+    None
 }
 
 pub fn user_locale(config: &Config, user: &User) -> Locale {

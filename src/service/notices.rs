@@ -5,22 +5,40 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{user_locale, user_tz};
+use std::cell::OnceCell;
+
+use super::report::Reporter;
+use super::{user_locale, user_setting_problem, user_tz};
 use crate::config::{Config, Transport};
 use crate::messages::{EventInfo, MessageContext, Templates};
 use crate::model::{Channel, Event, Kind, NewNotice, User};
 use crate::store::Ops;
 
+/// What a notice is about.
+#[derive(Debug, Clone, Copy)]
+pub struct About<'a> {
+    pub kind: Kind,
+    pub event: Option<&'a Event>,
+    /// Reminders: how long before the start.
+    pub offset_minutes: Option<i64>,
+    /// Rescheduled: the start before the move.
+    pub previous_start: Option<DateTime<Utc>>,
+    /// Custom notices: (title, body).
+    pub custom: Option<(&'a str, &'a str)>,
+}
+
 /// Everything a template needs about one notice for one recipient.
-pub fn message_context(
-    config: &Config,
-    user: &User,
-    kind: Kind,
-    event: Option<&Event>,
-    offset_minutes: Option<i64>,
-    previous_start: Option<DateTime<Utc>>,
-    custom: Option<(&str, &str)>,
-) -> MessageContext {
+pub fn message_context(config: &Config, reporter: &Reporter, user: &User, about: &About) -> MessageContext {
+    let About {
+        kind,
+        event,
+        offset_minutes,
+        previous_start,
+        custom,
+    } = *about;
+    if let Some(problem) = user_setting_problem(user) {
+        reporter.note(problem);
+    }
     MessageContext {
         kind,
         locale: user_locale(config, user),
@@ -59,10 +77,26 @@ pub fn message_context(
 pub struct Notifier<'a> {
     pub config: &'a Config,
     pub templates: &'a Templates,
+    pub reporter: &'a Reporter,
     pub now: DateTime<Utc>,
 }
 
-impl Notifier<'_> {
+impl<'a> Notifier<'a> {
+    /// Compiles the templates on first use.
+    pub fn new(
+        config: &'a Config,
+        templates: &'a OnceCell<Templates>,
+        reporter: &'a Reporter,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Notifier<'a>> {
+        Ok(Notifier {
+            config,
+            templates: super::templates(templates, config)?,
+            reporter,
+            now,
+        })
+    }
+
     /// The channels a notice for `user` goes out on.
     pub fn channels(&self, user: &User, email_wanted: bool) -> Vec<Channel> {
         let mut v = Vec::new();
@@ -86,15 +120,14 @@ impl Notifier<'_> {
         offset_minutes: Option<i64>,
         previous_start: Option<DateTime<Utc>>,
     ) -> anyhow::Result<Option<i64>> {
-        let mc = message_context(
-            self.config,
-            user,
+        let about = About {
             kind,
-            Some(event),
+            event: Some(event),
             offset_minutes,
             previous_start,
-            None,
-        );
+            custom: None,
+        };
+        let mc = message_context(self.config, self.reporter, user, &about);
         let rendered = self.templates.render(&mc)?;
         ops.insert_notice(
             &NewNotice {
@@ -146,15 +179,14 @@ impl Notifier<'_> {
         body: &str,
         email: bool,
     ) -> anyhow::Result<i64> {
-        let mc = message_context(
-            self.config,
-            user,
-            Kind::Custom,
-            None,
-            None,
-            None,
-            Some((title, body)),
-        );
+        let about = About {
+            kind: Kind::Custom,
+            event: None,
+            offset_minutes: None,
+            previous_start: None,
+            custom: Some((title, body)),
+        };
+        let mc = message_context(self.config, self.reporter, user, &about);
         self.templates.render(&mc)?;
         ops.insert_notice(
             &NewNotice {

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use super::delivery::TickDeliverer;
 use super::notices::Notifier;
-use super::{outbox_dir, templates, Service};
+use super::report::contain;
+use super::{outbox_dir, Service};
 use crate::model::{Event, EventStatus, Kind, User};
 use crate::outbox;
 use crate::reminders::{self, Action, Decision};
@@ -117,11 +118,8 @@ impl Service {
 
     /// Record the decisions and create the reminder notices, in one transaction.
     fn apply(&mut self, decisions: &[Decision], summary: &mut TickSummary) -> anyhow::Result<()> {
-        let notifier = Notifier {
-            config: &self.config,
-            templates: templates(&self.templates, &self.config)?,
-            now: self.clock.now(),
-        };
+        let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
+        let reporter = &self.reporter;
         let (created, skipped) = store::write(&mut *self.store, |ops| {
             let (mut created, mut skipped) = (0, 0);
             let mut events: HashMap<i64, Option<Event>> = HashMap::new();
@@ -129,8 +127,9 @@ impl Service {
             for d in decisions {
                 // The decision was read without the lock: if the event moved, was cancelled or
                 // lost this participant since, decide nothing now (the next tick decides anew).
+                // A row that cannot be read costs only its own decisions (reported once).
                 if let Entry::Vacant(slot) = events.entry(d.event_id) {
-                    slot.insert(ops.event(d.event_id)?);
+                    slot.insert(contain(ops.event(d.event_id), reporter)?.flatten());
                 }
                 let Some(event) = &events[&d.event_id] else {
                     continue;
@@ -141,6 +140,12 @@ impl Service {
                 {
                     continue;
                 }
+                if let Entry::Vacant(slot) = users.entry(d.user_id) {
+                    slot.insert(contain(ops.user(d.user_id), reporter)?.flatten());
+                }
+                let Some(user) = &users[&d.user_id] else {
+                    continue;
+                };
                 let record = DecisionRecord {
                     event_id: d.event_id,
                     user_id: d.user_id,
@@ -159,12 +164,6 @@ impl Service {
                     skipped += 1;
                     continue;
                 }
-                if let Entry::Vacant(slot) = users.entry(d.user_id) {
-                    slot.insert(ops.user(d.user_id)?);
-                }
-                let Some(user) = &users[&d.user_id] else {
-                    continue;
-                };
                 if let Some(id) =
                     notifier.event_notice(ops, event, user, Kind::Reminder, Some(d.offset_minutes), None)?
                 {
@@ -236,7 +235,7 @@ impl Service {
         let summary = &mut progress.summary;
         let (decisions, broken) = self.due_decisions(previous_tick)?;
         for b in &broken {
-            log::error!("skipping a broken row: {b}");
+            self.reporter.broken(b);
         }
         if !decisions.is_empty() {
             self.apply(&decisions, summary)?;
@@ -252,6 +251,7 @@ impl Service {
         let mut deliverer = TickDeliverer::new(
             &self.config,
             &self.templates,
+            &self.reporter,
             outbox_dir(&self.config, &self.location),
             options.mail_to_stderr,
         );
@@ -259,7 +259,7 @@ impl Service {
         let attention = outbox::run(store, &self.clock, &settings, &mut deliverer, deadline, summary)?;
         progress.problems.extend(attention.unusable);
         progress.dead.extend(attention.dead);
-        Ok(broken.iter().map(ToString::to_string).collect())
+        Ok(self.reporter.take())
     }
 
     /// What a tick would do now, writing and sending nothing.

@@ -2,7 +2,7 @@
 
 use super::{FieldError, Service};
 use crate::error::user_error;
-use crate::input::{parse_tz, validate_email};
+use crate::input::{check_text, limits, parse_tz, validate_email};
 use crate::messages::Locale;
 use crate::model::User;
 use crate::store::{self, BrokenRow, NewUser, UserChanges};
@@ -45,11 +45,10 @@ pub fn validate(input: &UserInput) -> Result<NewUser, FieldError> {
 }
 
 pub fn validate_name(name: &str) -> anyhow::Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
+    if name.trim().is_empty() {
         return Err(user_error("a user needs a name (--name)"));
     }
-    Ok(name.to_string())
+    check_text("the name", name, limits::NAME)
 }
 
 fn parse_locale(l: &str) -> anyhow::Result<String> {
@@ -89,11 +88,7 @@ impl Service {
     pub fn update_user(&mut self, key: &str, u: &UserUpdate) -> anyhow::Result<User> {
         let changes = UserChanges {
             email: u.email.as_deref().map(validate_email).transpose()?,
-            name: u
-                .name
-                .as_deref()
-                .map(|n| validate_name(n).map_err(|_| user_error("--name cannot be empty")))
-                .transpose()?,
+            name: u.name.as_deref().map(validate_name).transpose()?,
             timezone: u
                 .timezone
                 .as_deref()

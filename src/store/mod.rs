@@ -242,6 +242,9 @@ pub trait EventOps {
         filter: &EventFilter,
         each: Each<Result<Event, BrokenRow>>,
     ) -> anyhow::Result<()>;
+    /// Scheduled events whose start or end cannot be read as a time (so no tick can ever
+    /// remind them), at most `limit`, for `status`.
+    fn unreadable_events(&mut self, limit: u32) -> anyhow::Result<Vec<BrokenRow>>;
 }
 
 // ---------------------------------------------------------------------------------------

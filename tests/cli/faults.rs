@@ -285,7 +285,7 @@ fn rows_written_by_an_app_with_broken_values_are_reported_and_skipped() {
         "2",
     ]);
     env.queue_custom(2);
-    let conn = env.sql();
+    let conn = env.sql_unguarded();
     // A participant row with a broken instant, and a notification with a broken one.
     conn.execute(
         "UPDATE participants SET added_at = 'not a time' WHERE user_id = 2",

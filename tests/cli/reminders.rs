@@ -284,8 +284,8 @@ fn a_broken_row_written_by_an_app_does_not_stop_the_tick() {
         "bob@example.com",
         "--allow-overlap",
     ]);
-    // An app writes a participant with a broken added_at.
-    env.sql()
+    // An app wrote a participant with a broken added_at (before the schema's guards).
+    env.sql_unguarded()
         .execute(
             "UPDATE participants SET added_at = 'yesterday' WHERE event_id = 2",
             [],
@@ -352,4 +352,105 @@ fn json_summary_stays_valid_with_the_stdout_transport() {
     env.ok(&["send", "--user", "1", "--title", "Hi", "--body", "b"]);
     let v = env.json(&["check-reminders"]);
     assert_eq!(v["sent"], 1);
+}
+
+/// Regression: an event whose start an app wrote as `2030-01-01 09:00:00` (SQLite's own
+/// CURRENT_TIMESTAMP form) or with an offset was never selected by the tick's text
+/// comparison: never reminded, never reported, missing from `plan`.
+#[test]
+fn start_times_an_app_writes_in_other_forms_are_reminded() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    let conn = env.sql();
+    for (id, start, end) in [
+        (10, "2030-03-10 11:00:00", "2030-03-10 12:00:00"),
+        (11, "2030-03-10T13:00:00+01:00", "2030-03-10T14:00:00+01:00"),
+    ] {
+        conn.execute(
+            "INSERT INTO events (id, title, starts_at, ends_at, armed_at, created_at, updated_at)
+             VALUES (?1, 'App', ?2, ?3, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            rusqlite::params![id, start, end],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO participants (event_id, user_id, added_at) VALUES (?1, 1, '2030-03-09 09:00:00')",
+            [id],
+        )
+        .unwrap();
+    }
+    let shown = env.json(&["event", "show", "11"]);
+    assert_eq!(
+        shown["starts_at"], "2030-03-10T12:00:00Z",
+        "stored in UTC: {shown}"
+    );
+    env.at("2030-03-10T10:00:00Z");
+    let plan = env.json(&["plan", "--next", "3h"]);
+    let planned: Vec<(i64, String)> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["event_id"].as_i64().unwrap() >= 10)
+        .map(|p| {
+            (
+                p["event_id"].as_i64().unwrap(),
+                p["at"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        planned,
+        vec![
+            (10, "2030-03-10T10:30:00Z".to_string()),
+            (10, "2030-03-10T10:55:00Z".to_string()),
+            (11, "2030-03-10T11:30:00Z".to_string()),
+            (11, "2030-03-10T11:55:00Z".to_string()),
+        ]
+    );
+    env.at("2030-03-10T10:30:00Z");
+    assert_eq!(env.tick()["created"], 1, "event 10's 30-minute reminder");
+    env.at("2030-03-10T11:30:00Z");
+    assert_eq!(env.tick()["created"], 1, "event 11's 30-minute reminder");
+    // Something that is not a time fails the app's INSERT loudly, naming the column.
+    let err = conn
+        .execute(
+            "INSERT INTO events (title, starts_at, ends_at, armed_at, created_at, updated_at)
+             VALUES ('Bad', 'next tuesday', 'soon after', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            [],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("events.starts_at must be a time"), "{err}");
+}
+
+#[test]
+fn a_legacy_event_with_an_unreadable_start_is_reported_by_status() {
+    let mut env = Env::new();
+    env.at("2030-03-09T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Call",
+        "--start",
+        "2030-03-10T10:00:00Z",
+        "--participant",
+        "1",
+    ]);
+    env.sql_unguarded()
+        .execute(
+            "UPDATE events SET starts_at = 'soon', ends_at = 'whenever' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+    // Its assigned notice cannot be built: that delivery alone is set aside.
+    let (_, err) = env.exits(&["check-reminders"], 3);
+    assert!(err.contains("unreadable event 1"), "{err}");
+    let (out, err) = env.exits(&["--json", "status"], 3);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["healthy"], false);
+    assert!(
+        err.contains("events id 1, column starts_at") && err.contains("'soon'"),
+        "status names the row, column and value: {err}"
+    );
 }

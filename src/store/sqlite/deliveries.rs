@@ -13,7 +13,8 @@ use crate::store::{
     BrokenRow, ClaimRequest, ClaimedDelivery, DeliveryCounts, DeliveryOps, DeliveryOutcome, Each,
 };
 
-const LIST_COLUMNS: &str = "d.id, d.notification_id, d.channel, d.status, d.attempts, u.email,
+const LIST_COLUMNS: &str = "d.id, d.notification_id, d.channel, d.status, d.attempts,
+    coalesce(u.email, '(deleted user ' || n.user_id || ')'),
     n.kind, n.event_id, d.next_attempt_at, d.last_error, d.message_id, d.response, d.created_at, d.sent_at";
 
 fn decode_listed(r: &Row) -> Result<Delivery, BrokenRow> {
@@ -226,7 +227,7 @@ impl DeliveryOps for SqliteStore {
     ) -> anyhow::Result<()> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {LIST_COLUMNS} FROM deliveries d
-             JOIN notifications n ON n.id = d.notification_id JOIN users u ON u.id = n.user_id
+             JOIN notifications n ON n.id = d.notification_id LEFT JOIN users u ON u.id = n.user_id
              WHERE ?1 IS NULL OR d.status = ?1 ORDER BY d.id DESC LIMIT ?2"
         ))?;
         let mut rows = stmt.query(params![status, limit])?;

@@ -14,6 +14,7 @@ use crate::error::user_error;
 const STEPS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_tick_problems.sql"),
+    include_str!("migrations/003_instant_guards.sql"),
 ];
 
 /// The schema version this binary writes.

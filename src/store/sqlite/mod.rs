@@ -92,7 +92,15 @@ impl SqliteStore {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| busy_hint(e, &self.path))?;
-        match f(self) {
+        // A panic inside `f` must not leave the connection inside a transaction.
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(result) => result,
+            Err(panic) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                std::panic::resume_unwind(panic);
+            }
+        };
+        match result {
             Ok(value) => match self.conn.execute_batch("COMMIT") {
                 Ok(()) => Ok(value),
                 Err(e) => {
@@ -168,11 +176,17 @@ pub(crate) fn ts(t: DateTime<Utc>) -> String {
     crate::input::rfc3339(t)
 }
 
-/// Read a stored instant: RFC 3339 (any offset, converted to UTC).
+/// Read a stored instant: RFC 3339 (any offset, converted to UTC), or SQLite's own
+/// `CURRENT_TIMESTAMP` form `2030-03-10 08:30:00` (with or without a `T`, optional
+/// fractional seconds), which SQLite defines as UTC.
 pub(crate) fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+        .map(|n| n.and_utc())
 }
 
 /// `?, ?, ?` for an `IN (...)` list of `n` bound parameters.
@@ -257,7 +271,8 @@ impl<'r, 's> Cols<'r, 's> {
 
     pub fn text(&self, idx: usize) -> Result<String, BrokenRow> {
         match self.row.get_ref(idx) {
-            Ok(ValueRef::Text(t)) => std::str::from_utf8(t)
+            // A BLOB that holds UTF-8 is text an app wrote through the wrong binding.
+            Ok(ValueRef::Text(t) | ValueRef::Blob(t)) => std::str::from_utf8(t)
                 .map(str::to_string)
                 .map_err(|_| self.broken(idx, "not valid UTF-8 text")),
             Ok(ValueRef::Null) => Err(self.broken(idx, "missing (NULL)")),
@@ -274,7 +289,7 @@ impl<'r, 's> Cols<'r, 's> {
 
     pub fn ts(&self, idx: usize) -> Result<DateTime<Utc>, BrokenRow> {
         let s = self.text(idx)?;
-        parse_ts(&s).ok_or_else(|| self.broken(idx, "not an RFC 3339 instant like 2030-03-10T08:30:00Z"))
+        parse_ts(&s).ok_or_else(|| self.broken(idx, "not a time like 2030-03-10T08:30:00Z"))
     }
 
     pub fn opt_ts(&self, idx: usize) -> Result<Option<DateTime<Utc>>, BrokenRow> {

@@ -15,10 +15,12 @@ impl ReminderOps for SqliteStore {
         until: DateTime<Utc>,
     ) -> anyhow::Result<(Vec<Candidate>, Vec<BrokenRow>)> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT e.id, p.user_id, e.starts_at, max(e.armed_at, p.added_at),
+            "SELECT e.id, p.user_id, e.starts_at, max(e.armed_at, p.added_at) AS armed_at,
                     (SELECT group_concat(r.offset_minutes) FROM reminders r
-                      WHERE r.event_id = e.id AND r.user_id = p.user_id AND r.event_start = e.starts_at)
+                      WHERE r.event_id = e.id AND r.user_id = p.user_id AND r.event_start = e.starts_at),
+                    u.id IS NULL AS user_missing
              FROM events e JOIN participants p ON p.event_id = e.id
+             LEFT JOIN users u ON u.id = p.user_id
              WHERE e.status = 'scheduled' AND e.starts_at > ?1 AND e.starts_at <= ?2",
         )?;
         let mut rows = stmt.query(params![ts(after), ts(until)])?;
@@ -35,6 +37,13 @@ impl ReminderOps for SqliteStore {
             };
             let c = Cols::named(r, "events", id);
             let parsed = (|| -> Result<Candidate, BrokenRow> {
+                // A participant left behind by an app that deleted the user with foreign
+                // keys off.
+                if c.bool(5)? {
+                    let mut b = c.invalid(1, "refers to a user that does not exist");
+                    b.table = "participants";
+                    return Err(b);
+                }
                 let decided = c.opt_text(4)?.unwrap_or_default();
                 Ok(Candidate {
                     event_id: c.i64(0)?,
