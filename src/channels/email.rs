@@ -2,20 +2,22 @@
 //! Message-ID) and the transports (SMTP, sendmail, a directory of .eml files, stdout).
 //!
 //! One SMTP connection serves the whole tick (`smtp.rs`), so a batch of thousands of
-//! reminders is not thousands of TLS handshakes.
+//! reminders is not thousands of TLS handshakes. Every SMTP exchange is bounded by a
+//! deadline: half the claim's life (the outbox renews claims at half-life, so a send
+//! never outlives its claim), and the tick's own deadline when the outbox gives it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{Message, SendmailTransport, Transport as _};
 
-use super::smtp::SmtpSession;
+use super::smtp::{SmtpError, SmtpSession, SmtpSettings};
 use super::{Outgoing, SendError, Sender, Sent};
-use crate::config::{EmailConfig, Transport};
+use crate::config::{EmailConfig, SmtpConfig, Transport};
 use crate::error::user_error;
 use crate::messages::{ics, Kind, Rendered};
 use crate::Ctx;
@@ -37,6 +39,38 @@ pub struct EmailSender<'a> {
     backend: Backend,
     from: Mailbox,
     domain: String,
+    /// The tick's deadline, when the outbox gave it (`set_deadline`).
+    deadline: Option<Instant>,
+}
+
+/// RFC 5321 §4.5.3.2.6: a client should wait 10 minutes for the reply to the final dot.
+/// In practice the per-send deadline (half the claim's life) comes first.
+const FINAL_REPLY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The SMTP client's settings from `[email.smtp]`, the password read from the variable
+/// `password_env` names.
+pub fn smtp_settings(cfg: &SmtpConfig) -> anyhow::Result<SmtpSettings> {
+    let credentials = if cfg.username.is_empty() {
+        None
+    } else {
+        let password = std::env::var(&cfg.password_env).map_err(|_| {
+            user_error(format!(
+                "environment variable {} is not set: it must hold the SMTP password for user '{}' ([email.smtp] password_env)",
+                cfg.password_env, cfg.username
+            ))
+        })?;
+        Some((cfg.username.clone(), password))
+    };
+    Ok(SmtpSettings {
+        host: cfg.host.trim().to_string(),
+        port: cfg.port,
+        tls: cfg.tls,
+        credentials,
+        hello_name: (!cfg.hello_name.is_empty()).then(|| cfg.hello_name.clone()),
+        step_timeout: cfg.timeout.std(),
+        final_reply_timeout: FINAL_REPLY_TIMEOUT,
+        extra_root_pem: None,
+    })
 }
 
 impl<'a> EmailSender<'a> {
@@ -45,7 +79,7 @@ impl<'a> EmailSender<'a> {
         let from = parse_mailbox(&cfg.from).map_err(|e| user_error(format!("email.from: {e}")))?;
         let domain = from.email.domain().to_string();
         let backend = match cfg.transport {
-            Transport::Smtp => Backend::Smtp(Box::new(SmtpSession::new(&cfg.smtp)?)),
+            Transport::Smtp => Backend::Smtp(Box::new(SmtpSession::new(smtp_settings(&cfg.smtp)?))),
             Transport::Sendmail => {
                 Backend::Sendmail(SendmailTransport::new_with_command(&cfg.sendmail_command))
             }
@@ -63,7 +97,19 @@ impl<'a> EmailSender<'a> {
             backend,
             from,
             domain,
+            deadline: None,
         })
+    }
+
+    /// No SMTP exchange goes on past `deadline` (the tick's `--max-runtime`).
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// The deadline of one send: half the claim's life from now, or the tick's if sooner.
+    fn send_deadline(&self) -> Instant {
+        let by_claim = Instant::now() + self.ctx.config.tick.claim_timeout.std() / 2;
+        self.deadline.map_or(by_claim, |d| d.min(by_claim))
     }
 
     /// The email for a delivery: same Message-ID on every retry, so receivers that see a
@@ -168,14 +214,16 @@ impl Sender for EmailSender<'_> {
         let (message, message_id) = self
             .build(item)
             .map_err(|e| SendError::Temporary(format!("{e:#}")))?;
+        let deadline = self.send_deadline();
         let response = match &mut self.backend {
-            Backend::Smtp(session) => match session.send(message.envelope(), &message.formatted()) {
-                Ok(r) => {
-                    let text: Vec<&str> = r.message().collect();
-                    format!("{} {}", r.code(), text.join(" "))
-                }
-                Err(e) => return Err(classify_smtp(&e)),
-            },
+            Backend::Smtp(session) => {
+                let envelope = message.envelope();
+                let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
+                let to: Vec<String> = envelope.to().iter().map(|a| a.to_string()).collect();
+                session
+                    .send(&from, &to, &message.formatted(), deadline)
+                    .map_err(classify_smtp)?
+            }
             Backend::Sendmail(t) => {
                 t.send(&message)
                     .map_err(|e| SendError::Temporary(format!("sendmail: {e}")))?;
@@ -207,19 +255,17 @@ impl Sender for EmailSender<'_> {
     }
 }
 
-/// 5xx is permanent; 4xx, timeouts and connection failures are worth another try.
-fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendError {
-    let text = match e.status() {
-        Some(code) => format!("SMTP {code}: {e}"),
-        None => format!("SMTP: {e}"),
-    };
-    if e.is_permanent() {
-        SendError::Permanent(text)
-    } else if e.is_transient() {
-        SendError::Temporary(text)
-    } else {
-        // No answer from a server: connection refused, DNS, TLS handshake, timeout.
-        SendError::Unavailable(text)
+/// 5xx is permanent and 4xx temporary. A server that cannot be reached or refuses our
+/// login stops the channel for this tick, the deliveries kept for later. So does a lost
+/// answer after the final dot, which may be a duplicate when retried: the outbox does
+/// not tell that case apart yet.
+fn classify_smtp(e: SmtpError) -> SendError {
+    match e {
+        SmtpError::Permanent(text) => SendError::Permanent(text),
+        SmtpError::Temporary(text) => SendError::Temporary(text),
+        SmtpError::Unavailable(text) | SmtpError::AuthFailed(text) | SmtpError::Unknown(text) => {
+            SendError::Unavailable(text)
+        }
     }
 }
 

@@ -6,10 +6,11 @@
 //! because the file holds only the names of the variables that carry them.
 
 use std::process::ExitCode;
+use std::time::Instant;
 
 use serde_json::json;
 
-use crate::channels::email::create_private_dir;
+use crate::channels::email::{create_private_dir, smtp_settings};
 use crate::channels::smtp::SmtpSession;
 use crate::cli::ConfigCmd;
 use crate::config::Transport;
@@ -85,12 +86,14 @@ fn check(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         },
     ));
     let email = match c.email.transport {
-        Transport::Smtp => SmtpSession::new(&c.email.smtp)
+        Transport::Smtp => smtp_settings(&c.email.smtp)
             .map_err(|e| format!("{e:#}"))
-            .and_then(|session| {
-                session
-                    .check()
-                    .map_err(|e| format!("{}:{}: {e}", c.email.smtp.host, c.email.smtp.port))
+            .and_then(|settings| {
+                // Connect, TLS, two EHLOs, AUTH: a few steps, each within the timeout.
+                let deadline = Instant::now() + settings.step_timeout * 3;
+                SmtpSession::new(settings)
+                    .check(deadline)
+                    .map_err(|e| e.to_string())
             })
             .map(|_| {
                 format!(
