@@ -2307,6 +2307,43 @@ tsrUQk59npBzKLhUyhn5eiLErl6xcWq5bsfBsq187/pGXU0Iff/KAQcW
         );
     }
 
+    /// The client's own ceiling, for profiling (not run by default): messages per second
+    /// on one connection to the server at `NOTIFYCTL_SMTP_BENCH` (e.g. smtp-sink), with the
+    /// message in `NOTIFYCTL_SMTP_BENCH_MESSAGE` (an .eml file) or a 4.6 KB stand-in.
+    /// `NOTIFYCTL_SMTP_BENCH=127.0.0.1:2525 cargo test --release --lib smtp_throughput -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn smtp_throughput() {
+        let Ok(address) = std::env::var("NOTIFYCTL_SMTP_BENCH") else {
+            return;
+        };
+        let (host, port) = address.rsplit_once(':').expect("host:port");
+        let message = match std::env::var("NOTIFYCTL_SMTP_BENCH_MESSAGE") {
+            Ok(path) => std::fs::read(path).unwrap(),
+            Err(_) => format!(
+                "Subject: bench\r\n\r\n{}",
+                "0123456789 abcdefghij\r\n".repeat(200)
+            )
+            .into_bytes(),
+        };
+        let mut s = settings(port.parse().unwrap());
+        s.host = host.into();
+        let mut session = SmtpSession::new(s);
+        let n = 20_000;
+        let started = Instant::now();
+        for _ in 0..n {
+            session
+                .send("bench@example.org", &to("sink@example.org"), &message, soon())
+                .unwrap();
+        }
+        let elapsed = started.elapsed();
+        println!(
+            "{n} messages of {} bytes in {elapsed:?}: {:.0} messages/s",
+            message.len(),
+            n as f64 / elapsed.as_secs_f64()
+        );
+    }
+
     // ---------------------------------------------------------------------------------
     // Pure parts
 
