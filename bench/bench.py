@@ -11,6 +11,7 @@ table with the median of several runs of:
   - `event add` with the double-booking check for a participant with 10,000 events.
 
 Usage: python3 bench/bench.py [--sizes 10000,100000,1000000] [--runs 5] [--quick]
+                              [--only idle,inbox,event-add,busy]
 Needs: cargo (builds target/release/notifyctl), python3; installs Debian's postfix (for
 smtp-sink) and time (GNU time, for peak RSS) with apt-get when missing (root). Figures
 are process wall times as a user sees them (process start, opening the database, the
@@ -274,18 +275,31 @@ def main():
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="sizes 10000 only, 3 runs")
+    ap.add_argument(
+        "--only",
+        default="idle,inbox,event-add,busy",
+        help="comma-separated subset of: idle, inbox, event-add, busy (e.g. --only busy)",
+    )
     args = ap.parse_args()
+    only = {o.strip() for o in args.only.split(",") if o.strip()}
+    unknown = only - {"idle", "inbox", "event-add", "busy"}
+    if unknown:
+        sys.exit(f"--only: unknown benchmark(s): {', '.join(sorted(unknown))}")
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     runs = 3 if args.quick else args.runs
     ensure_package("/usr/bin/time", "time")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in sizes:
-            bench_idle(tmp, n, runs, rows)
-        bench_inbox(tmp, runs, rows)
-        bench_event_add(tmp, runs, rows)
-        bench_busy(tmp, runs if not args.quick else 1, rows)
+        if "idle" in only:
+            for n in sizes:
+                bench_idle(tmp, n, runs, rows)
+        if "inbox" in only:
+            bench_inbox(tmp, runs, rows)
+        if "event-add" in only:
+            bench_event_add(tmp, runs, rows)
+        if "busy" in only:
+            bench_busy(tmp, runs if not args.quick else 1, rows)
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:

@@ -104,6 +104,9 @@ pub struct TickConfig {
     pub batch_size: u32,
     /// How long a claim holds before another tick may take it over (a crashed tick's work).
     pub claim_timeout: Dur,
+    /// How long past `max_runtime` the answer to a message already sent is awaited (a
+    /// message abandoned unanswered is retried and may then arrive twice).
+    pub answer_grace: Dur,
     /// Pinged (GET) after each successful tick, healthchecks-style; empty: none.
     pub heartbeat_url: String,
     pub heartbeat_timeout: Dur,
@@ -115,6 +118,7 @@ impl Default for TickConfig {
             max_runtime: Dur::seconds(45),
             batch_size: 200,
             claim_timeout: Dur::minutes(2),
+            answer_grace: Dur::seconds(15),
             heartbeat_url: String::new(),
             heartbeat_timeout: Dur::seconds(3),
         }
@@ -319,6 +323,23 @@ impl Config {
                 "invalid config: reminders.offsets must be positive durations like \"30m\"",
             ));
         }
+        // Reminders are decided by minute-by-minute ticks and keyed in whole minutes: a
+        // "30s" offset would never be sent and "90s" would merge with "1m".
+        if let Some(o) = r.offsets.iter().find(|o| o.0.num_seconds() % 60 != 0) {
+            return Err(user_error(format!(
+                "invalid config: reminders.offsets: {} is not a whole number of minutes (write \"1m\", \"2m\", ...)",
+                format_duration(o.0)
+            )));
+        }
+        if self.tick.claim_timeout.0 < TimeDelta::seconds(20) + self.tick.answer_grace.0 * 2 {
+            return Err(user_error(format!(
+                "invalid config: tick.claim_timeout must be at least 20s + twice tick.answer_grace ({}): a claim must outlast one exchange with a server",
+                format_duration(TimeDelta::seconds(20) + self.tick.answer_grace.0 * 2)
+            )));
+        }
+        if self.tick.max_runtime.0 <= TimeDelta::zero() {
+            return Err(user_error("invalid config: tick.max_runtime must be positive"));
+        }
         if self.email.max_attempts == 0 {
             return Err(user_error(
                 "invalid config: email.max_attempts must be at least 1",
@@ -382,6 +403,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("invalid duration"), "{e}");
+        let e = Config::parse("[reminders]\noffsets = [\"30s\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("30s is not a whole number of minutes"), "{e}");
+        let e = Config::parse("[reminders]\noffsets = [\"90s\", \"1m\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1m30s"), "{e}");
+        let e = Config::parse("[tick]\nclaim_timeout = \"5s\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("claim_timeout"), "{e}");
         let e = Config::parse("[reminders]\ndefault_timezone = \"Mars/Olympus\"").unwrap_err();
         assert!(e.to_string().contains("unknown time zone"), "{e}");
         assert!(Config::parse("[email]\ntransport = \"pigeon\"").is_err());

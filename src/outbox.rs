@@ -13,11 +13,11 @@
 //!
 //! The loop knows channels only through [`Sender`], and gets its senders from its caller.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::channels::{Outgoing, SendError, Sender};
+use crate::channels::{Deadline, Outgoing, SendError, Sender};
 use crate::clock::Clock;
 use crate::store::{self, ClaimRequest, ClaimedDelivery, DeliveryOutcome, Ops, Store, TickSummary};
 
@@ -37,6 +37,8 @@ pub struct Settings {
     pub max_attempts: u32,
     pub backoff_base: TimeDelta,
     pub backoff_max: TimeDelta,
+    /// How long past the tick's end the answer to a message already sent is awaited.
+    pub answer_grace: Duration,
 }
 
 /// What to do with a claimed delivery, decided just before sending.
@@ -92,8 +94,10 @@ pub fn run(
         deliverer,
         down: Vec::new(),
         attention: Attention::default(),
+        deadline,
+        lease_deadline: deadline,
     };
-    outbox.run(deadline, summary)?;
+    outbox.run(summary)?;
     Ok(outbox.attention)
 }
 
@@ -106,11 +110,39 @@ struct Outbox<'a> {
     /// for the next.
     down: Vec<String>,
     attention: Attention,
+    /// The tick's end: no exchange with a server goes on past it.
+    deadline: Instant,
+    /// When this tick's claims lapse, less a margin: no exchange goes on past it either,
+    /// so no other tick can take a delivery over while this one may still send it.
+    lease_deadline: Instant,
 }
 
+/// How long before its claim lapses a tick stops using it (at most a quarter of the claim).
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+
 impl Outbox<'_> {
-    fn run(&mut self, deadline: Instant, summary: &mut TickSummary) -> anyhow::Result<()> {
+    fn lease_margin(&self) -> Duration {
+        LEASE_MARGIN.min(self.settings.claim_timeout.to_std().unwrap_or_default() / 4)
+    }
+
+    /// Claims taken or renewed now last until `now + claim_timeout`.
+    fn leased_now(&mut self) {
+        let life = self.settings.claim_timeout.to_std().unwrap_or_default();
+        self.lease_deadline = Instant::now() + life.saturating_sub(self.lease_margin());
+    }
+
+    /// The deadline of one send: nothing new past the tick's end (or the claim's); the
+    /// answer to a message already sent awaited a little longer, never past the claim.
+    fn send_deadline(&self) -> Deadline {
+        Deadline {
+            exchange: self.deadline.min(self.lease_deadline),
+            answer: (self.deadline + self.settings.answer_grace).min(self.lease_deadline),
+        }
+    }
+
+    fn run(&mut self, summary: &mut TickSummary) -> anyhow::Result<()> {
         let s = self.settings;
+        let deadline = self.deadline;
         loop {
             if Instant::now() >= deadline {
                 log::warn!("max runtime reached: remaining deliveries wait for the next tick");
@@ -125,19 +157,19 @@ impl Outbox<'_> {
                 skip_channels: &self.down,
             };
             let ids = store::write(&mut *self.store, |ops| ops.claim_due(&request))?;
+            self.leased_now();
             if ids.is_empty() {
                 return Ok(());
             }
             self.deliverer.new_batch();
-            let mut renewed = Instant::now();
             let claim_life = s.claim_timeout.to_std().unwrap_or_default();
             for (i, id) in ids.iter().enumerate() {
-                // A slow server must not let the claim lapse mid-batch (another tick would
-                // take the rest over and send it too): renew at half the claim's life.
-                if renewed.elapsed() > claim_life / 2 {
+                // A slow batch must not let the claims lapse (another tick would take the
+                // rest over and send it too): renew when less than half the life is left.
+                if self.lease_deadline.saturating_duration_since(Instant::now()) < claim_life / 2 {
                     let until = self.clock.now() + s.claim_timeout;
                     store::write(&mut *self.store, |ops| ops.renew_claims(&s.owner, until))?;
-                    renewed = Instant::now();
+                    self.leased_now();
                 }
                 if Instant::now() >= deadline {
                     let rest = &ids[i..];
@@ -202,6 +234,7 @@ impl Outbox<'_> {
                 return self.record(id, &DeliveryOutcome::Dead { error });
             }
         };
+        let send_deadline = self.send_deadline();
         let sender = match self.deliverer.sender(&d.channel) {
             Ok(sender) => sender,
             Err(e) => {
@@ -216,7 +249,7 @@ impl Outbox<'_> {
                 return store::write(&mut *self.store, |ops| ops.release_claims(owner, &[id])).map(drop);
             }
         };
-        let result = sender.send(&message);
+        let result = sender.send(&message, send_deadline);
         let to = &message.recipient.email;
         let attempts = u32::try_from(d.attempts).unwrap_or(u32::MAX).saturating_add(1);
         let outcome = match result {
@@ -231,6 +264,27 @@ impl Outbox<'_> {
             Err(SendError::Permanent(error)) => {
                 self.went_dead(id, to, &format!("refused for good: {error}"), summary);
                 DeliveryOutcome::Dead { error }
+            }
+            Err(SendError::Misconfigured(error)) => {
+                // The server refused our settings (a wrong password): not this message's
+                // fault. Set the channel aside, keep the delivery without spending an attempt.
+                let problem = format!("the {} channel was refused: {error}", d.channel);
+                log::error!("{problem}; its deliveries wait for the next tick");
+                self.attention.unusable.push(problem);
+                self.down.push(d.channel.clone());
+                let owner = &s.owner;
+                return store::write(&mut *self.store, |ops| ops.release_claims(owner, &[id])).map(drop);
+            }
+            Err(SendError::Unconfirmed(error)) if attempts >= s.max_attempts => {
+                self.went_dead(id, to, &format!("failed {attempts} times: {error}"), summary);
+                DeliveryOutcome::Dead { error }
+            }
+            Err(SendError::Unconfirmed(error)) => {
+                self.down.push(d.channel.clone());
+                let error = format!(
+                    "no answer after the message was sent, so it may have arrived; the retry may duplicate it: {error}"
+                );
+                self.retry(id, to, error, attempts, now, summary)
             }
             Err(SendError::Temporary(error) | SendError::Unavailable(error))
                 if attempts >= s.max_attempts =>

@@ -2,23 +2,54 @@
 //! Message-ID) and the transports (SMTP, sendmail, a directory of .eml files, stdout).
 //!
 //! One SMTP connection serves the whole tick (`smtp.rs`), so a batch of thousands of
-//! reminders is not thousands of TLS handshakes.
+//! reminders is not thousands of TLS handshakes. Every exchange is bounded by the
+//! deadline the outbox gives with each message (the tick's end, and the claim's).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{Message, SendmailTransport, Transport as _};
 
-use super::smtp::SmtpSession;
-use super::{Outgoing, SendError, Sender, Sent};
-use crate::config::{EmailConfig, Transport};
+use super::smtp::{SmtpError, SmtpSession, SmtpSettings};
+use super::{Deadline, Outgoing, SendError, Sender, Sent};
+use crate::config::{EmailConfig, SmtpConfig, Transport};
 use crate::error::user_error;
 use crate::input::parse_mailbox;
 use crate::messages::{ics, Kind, Rendered};
+
+/// RFC 5321 §4.5.3.2.6: a client should wait 10 minutes for the reply to the final dot.
+/// The deadline of the send (the tick's end, the claim's) comes first in practice.
+const FINAL_REPLY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The SMTP client's settings from `[email.smtp]`, the password read from the variable
+/// `password_env` names.
+pub fn smtp_settings(cfg: &SmtpConfig) -> anyhow::Result<SmtpSettings> {
+    let credentials = if cfg.username.is_empty() {
+        None
+    } else {
+        let password = std::env::var(&cfg.password_env).map_err(|_| {
+            user_error(format!(
+                "environment variable {} is not set: it must hold the SMTP password for user '{}' ([email.smtp] password_env)",
+                cfg.password_env, cfg.username
+            ))
+        })?;
+        Some((cfg.username.clone(), password))
+    };
+    Ok(SmtpSettings {
+        host: cfg.host.trim().to_string(),
+        port: cfg.port,
+        tls: cfg.tls,
+        credentials,
+        hello_name: (!cfg.hello_name.is_empty()).then(|| cfg.hello_name.clone()),
+        step_timeout: cfg.timeout.std(),
+        final_reply_timeout: FINAL_REPLY_TIMEOUT,
+        extra_root_pem: None,
+    })
+}
 
 enum Backend {
     Smtp(Box<SmtpSession>),
@@ -43,7 +74,7 @@ impl EmailSender {
         let from = parse_mailbox(&cfg.from).map_err(|e| user_error(format!("email.from: {e}")))?;
         let domain = from.email.domain().to_string();
         let backend = match cfg.transport {
-            Transport::Smtp => Backend::Smtp(Box::new(SmtpSession::new(&cfg.smtp)?)),
+            Transport::Smtp => Backend::Smtp(Box::new(SmtpSession::new(smtp_settings(&cfg.smtp)?))),
             Transport::Sendmail => {
                 Backend::Sendmail(SendmailTransport::new_with_command(&cfg.sendmail_command))
             }
@@ -162,19 +193,26 @@ impl EmailSender {
 }
 
 impl Sender for EmailSender {
-    fn send(&mut self, item: &Outgoing) -> Result<Sent, SendError> {
+    fn send(&mut self, item: &Outgoing, deadline: Deadline) -> Result<Sent, SendError> {
         // A message that cannot be built from its row will not build better next time.
         let (message, message_id) = self
             .build(item)
             .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
         let response = match &mut self.backend {
-            Backend::Smtp(session) => match session.send(message.envelope(), &message.formatted()) {
-                Ok(r) => {
-                    let text: Vec<&str> = r.message().collect();
-                    format!("{} {}", r.code(), text.join(" "))
-                }
-                Err(e) => return Err(classify_smtp(&e)),
-            },
+            Backend::Smtp(session) => {
+                let envelope = message.envelope();
+                let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
+                let to: Vec<String> = envelope.to().iter().map(|a| a.to_string()).collect();
+                session
+                    .send_until(
+                        &from,
+                        &to,
+                        &message.formatted(),
+                        deadline.exchange,
+                        deadline.answer,
+                    )
+                    .map_err(classify_smtp)?
+            }
             Backend::Sendmail(t) => {
                 t.send(&message)
                     .map_err(|e| SendError::Temporary(format!("sendmail: {e}")))?;
@@ -232,19 +270,17 @@ pub fn header_text(s: &str, max: usize) -> String {
     }
 }
 
-/// 5xx is permanent; 4xx, timeouts and connection failures are worth another try.
-fn classify_smtp(e: &lettre::transport::smtp::Error) -> SendError {
-    let text = match e.status() {
-        Some(code) => format!("SMTP {code}: {e}"),
-        None => format!("SMTP: {e}"),
-    };
-    if e.is_permanent() {
-        SendError::Permanent(text)
-    } else if e.is_transient() {
-        SendError::Temporary(text)
-    } else {
-        // No answer from a server: connection refused, DNS, TLS handshake, timeout.
-        SendError::Unavailable(text)
+/// What each SMTP failure means for the outbox: 5xx permanent, 4xx temporary; a server
+/// that cannot be reached stops the channel for this tick; refused credentials are a
+/// setting to fix (the deliveries wait, no attempt spent); no answer after the final dot
+/// may mean the message arrived, so its retry may duplicate it.
+fn classify_smtp(e: SmtpError) -> SendError {
+    match e {
+        SmtpError::Permanent(text) => SendError::Permanent(text),
+        SmtpError::Temporary(text) => SendError::Temporary(text),
+        SmtpError::Unavailable(text) => SendError::Unavailable(text),
+        SmtpError::AuthFailed(text) => SendError::Misconfigured(text),
+        SmtpError::Unknown(text) => SendError::Unconfirmed(text),
     }
 }
 

@@ -68,8 +68,26 @@ pub enum SendError {
     /// The server could not be reached at all: retry later, and stop using the channel
     /// for the rest of this tick instead of timing out once per message.
     Unavailable(String),
+    /// The message was sent but no answer came: it may have been accepted. Retried later
+    /// (a possible duplicate, the one the README names), the channel set aside for the tick.
+    Unconfirmed(String),
+    /// The server refused our settings (credentials): nothing about this message. The
+    /// channel is set aside, the delivery waits without spending an attempt, and the tick
+    /// reports the problem.
+    Misconfigured(String),
+}
+
+/// How long a send may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    /// Nothing is started and nothing up to the message itself is sent after this.
+    pub exchange: std::time::Instant,
+    /// The server's answer to a message already sent is awaited until this (later than
+    /// `exchange` by the tick's answer grace, and within the claim).
+    pub answer: std::time::Instant,
 }
 
 pub trait Sender {
-    fn send(&mut self, message: &Outgoing) -> Result<Sent, SendError>;
+    /// Send one message within `deadline`.
+    fn send(&mut self, message: &Outgoing, deadline: Deadline) -> Result<Sent, SendError>;
 }

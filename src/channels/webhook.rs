@@ -87,7 +87,7 @@ impl WebhookSender {
 }
 
 impl Sender for WebhookSender {
-    fn send(&mut self, item: &Outgoing) -> Result<Sent, SendError> {
+    fn send(&mut self, item: &Outgoing, _deadline: super::Deadline) -> Result<Sent, SendError> {
         let body = Self::payload(item);
         let timestamp = item.now.timestamp();
         let result = self

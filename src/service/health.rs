@@ -5,7 +5,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::Service;
-use crate::channels::email::create_private_dir;
+use std::time::Instant;
+
+use crate::channels::email::{create_private_dir, smtp_settings};
 use crate::channels::smtp::SmtpSession;
 use crate::channels::webhook::WebhookSender;
 use crate::clock::Clock;
@@ -148,12 +150,14 @@ pub fn config_checks(config: &Config, location: &Location) -> Vec<Check> {
     results.push(check("database", database));
     let c = &config.email;
     let email = match c.transport {
-        Transport::Smtp => SmtpSession::new(&c.smtp)
+        Transport::Smtp => smtp_settings(&c.smtp)
             .map_err(|e| format!("{e:#}"))
-            .and_then(|session| {
-                session
-                    .check()
-                    .map_err(|e| format!("{}:{}: {e}", c.smtp.host, c.smtp.port))
+            .and_then(|settings| {
+                // Connect, TLS, two EHLOs, AUTH: a few steps, each within the timeout.
+                let deadline = Instant::now() + settings.step_timeout * 3;
+                SmtpSession::new(settings)
+                    .check(deadline)
+                    .map_err(|e| e.to_string())
             })
             .map(|_| {
                 format!(

@@ -247,6 +247,7 @@ impl Service {
             max_attempts: self.config.email.max_attempts,
             backoff_base: self.config.email.backoff_base.0,
             backoff_max: self.config.email.backoff_max.0,
+            answer_grace: self.config.tick.answer_grace.std(),
         };
         let mut deliverer = TickDeliverer::new(
             &self.config,
