@@ -314,3 +314,156 @@ fn rows_written_by_an_app_with_broken_values_are_reported_and_skipped() {
     let ids: HashSet<String> = server.wait_for(4).iter().map(|m| m.message_id()).collect();
     assert_eq!(ids.len(), 4, "assigned x2, reminder, bulk 1");
 }
+
+/// Three custom notices waiting; the server on `server`, ticks limited to `max_runtime`.
+fn stalled_env(server: &SmtpServer, extra_tick: &str) -> Env {
+    let mut env = Env::new();
+    env.config(&format!(
+        "[tick]\n{extra_tick}\n[email]\ntransport = \"smtp\"\nmax_attempts = 50\nbackoff_base = \"1s\"\nbackoff_max = \"1s\"\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"20s\"\n",
+        server.port
+    ));
+    env.at("2030-03-10T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    for i in 0..3 {
+        env.ok(&["send", "--user", "1", "--title", &format!("n{i}"), "--body", "b"]);
+    }
+    env
+}
+
+/// Run one tick; its exit code and how long it took.
+fn timed_tick(env: &Env, max_runtime: &str) -> (Option<i32>, Duration) {
+    let started = std::time::Instant::now();
+    let out = env.run(&["--json", "check-reminders", "--max-runtime", max_runtime]);
+    (out.status.code(), started.elapsed())
+}
+
+/// Regression: a server that never greets held a `--max-runtime 5s` tick for 20 s (the
+/// SMTP timeout), so ticks started every minute could pile up.
+#[test]
+fn a_server_that_never_greets_holds_a_tick_no_longer_than_max_runtime() {
+    let server = SmtpServer::with(SmtpPolicy {
+        silent: true,
+        ..Default::default()
+    });
+    let env = stalled_env(&server, "");
+    let (code, took) = timed_tick(&env, "3s");
+    assert_eq!(code, Some(0), "a server that is down is retried, not a failure");
+    assert!(
+        took < Duration::from_secs(6),
+        "bounded by --max-runtime: {took:?}"
+    );
+    let d = env.json(&["deliveries"]);
+    assert!(d.as_array().unwrap().iter().all(|d| d["status"] != "sent"));
+    let failed = env.json(&["deliveries", "--status", "failed"]);
+    let error = failed[0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("greeting") && !error.contains("os error"),
+        "says what timed out, in words: {error}"
+    );
+}
+
+/// Regression: a server answering one byte every few seconds held a `--max-runtime 40s`
+/// tick for 210 s (the timeout applied per read), and the next ticks took over its
+/// claims and sent the same messages again.
+#[test]
+fn a_server_trickling_its_answers_is_cut_at_max_runtime_without_duplicates() {
+    let server = SmtpServer::with(SmtpPolicy {
+        trickle: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let env = stalled_env(&server, "");
+    let (code, took) = timed_tick(&env, "3s");
+    assert_eq!(code, Some(0));
+    assert!(
+        took < Duration::from_secs(6),
+        "bounded by --max-runtime: {took:?}"
+    );
+    // A faster server later: everything arrives, once.
+    server.set_policy(SmtpPolicy::default());
+    let mut env = env;
+    env.at("2030-03-10T09:05:00Z");
+    let s = env.tick();
+    assert_eq!(s["pending"], 0, "{s}");
+    assert_eq!(all_arrived_once(&server, 3), 0, "no duplicates");
+}
+
+/// Regression: with a server that answers the final dot after 12 s, a second tick took
+/// the claim over and sent the message again (two copies, same Message-ID). Ticks here
+/// overlap as cron's do, their clocks two seconds apart.
+#[test]
+fn a_slow_answer_to_the_message_is_waited_for_and_never_sent_twice() {
+    let server = SmtpServer::with(SmtpPolicy {
+        delay: Duration::from_secs(6),
+        ..Default::default()
+    });
+    let env = stalled_env(&server, "claim_timeout = \"50s\"\nanswer_grace = \"15s\"");
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            let child = env
+                .std_cmd()
+                .env("NOTIFYCTL_NOW", format!("2030-03-10T09:00:{:02}Z", i * 2))
+                .args(["--json", "check-reminders", "--max-runtime", "3s"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_secs(2));
+            child
+        })
+        .collect();
+    let mut sent = 0;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        sent += v["sent"].as_i64().unwrap_or(0);
+    }
+    // The first tick sent one message (its answer came 6 s later, within the grace);
+    // no other tick took it over meanwhile.
+    let msgs = server.settled();
+    let ids: HashSet<String> = msgs.iter().map(|m| m.message_id()).collect();
+    assert_eq!(msgs.len(), ids.len(), "no message twice: {sent} sent");
+    assert_eq!(
+        sent as usize,
+        msgs.len(),
+        "every accepted message recorded as sent"
+    );
+    // Later ticks finish the rest, still once each.
+    server.set_policy(SmtpPolicy::default());
+    let mut env = env;
+    env.at("2030-03-10T09:10:00Z");
+    assert_eq!(env.tick()["pending"], 0);
+    assert_eq!(all_arrived_once(&server, 3), 0);
+}
+
+/// Regression: a 535 to AUTH marked every pending delivery dead in one tick, and every
+/// new one each minute after.
+#[test]
+fn a_wrong_smtp_password_keeps_the_mail_and_makes_status_unhealthy() {
+    let server = SmtpServer::with(SmtpPolicy {
+        auth: Some(("apikey".into(), "right".into())),
+        ..Default::default()
+    });
+    let mut env = stalled_env(&server, "");
+    let cfg = std::fs::read_to_string(env.config.as_ref().unwrap()).unwrap();
+    env.config(&format!("{cfg}username = \"apikey\"\npassword_env = \"PW\"\n"));
+    env.env("PW", "wrong");
+    let (out, err) = env.exits(&["--json", "check-reminders"], 3);
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (s["sent"].as_i64(), s["dead"].as_i64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
+    assert!(err.contains("refused") && err.contains("535"), "{err}");
+    let pending = env.json(&["deliveries", "--status", "pending"]);
+    assert_eq!(pending.as_array().unwrap().len(), 3, "all kept");
+    assert!(pending.as_array().unwrap().iter().all(|d| d["attempts"] == 0));
+    let (_, err) = env.exits(&["status"], 3);
+    assert!(err.contains("535"), "status says why: {err}");
+    // The admin fixes the password: everything goes, once.
+    let mut env = env;
+    env.env("PW", "right");
+    env.at("2030-03-10T09:01:00Z");
+    assert_eq!(env.tick()["sent"], 3);
+    assert_eq!(all_arrived_once(&server, 3), 0);
+}

@@ -311,6 +311,10 @@ pub struct SmtpPolicy {
     pub delay: Duration,
     /// Require AUTH PLAIN/LOGIN with these credentials.
     pub auth: Option<(String, String)>,
+    /// Never send the greeting (the connection just hangs).
+    pub silent: bool,
+    /// Write every reply one byte at a time, pausing this long between bytes.
+    pub trickle: Duration,
 }
 
 #[derive(Default)]
@@ -467,6 +471,33 @@ impl SmtpServer {
     }
 }
 
+/// The server's replies: buffered and sent in one write each (no Nagle stalls), or one
+/// byte at a time with a pause when the policy says to trickle.
+struct Replies {
+    out: TcpStream,
+    buf: Vec<u8>,
+    trickle: Duration,
+}
+
+impl Write for Replies {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let bytes = std::mem::take(&mut self.buf);
+        if self.trickle.is_zero() {
+            return self.out.write_all(&bytes);
+        }
+        for b in bytes {
+            self.out.write_all(&[b])?;
+            thread::sleep(self.trickle);
+        }
+        Ok(())
+    }
+}
+
 /// Counts a connection as open until its handler returns, however it returns.
 struct OpenGuard(Arc<Mutex<SmtpState>>);
 
@@ -507,8 +538,22 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<SmtpState>>) {
     // Answers go out in one write each: small writes plus delayed ACKs would add
     // 40 ms stalls per command and make the server, not the client, the bottleneck.
     stream.set_nodelay(true).ok();
-    let mut writer = std::io::BufWriter::new(stream.try_clone().unwrap());
+    let (silent, trickle) = {
+        let s = state.lock().unwrap();
+        (s.policy.silent, s.policy.trickle)
+    };
+    let mut writer = Replies {
+        out: stream.try_clone().unwrap(),
+        buf: Vec::new(),
+        trickle,
+    };
     let mut reader = BufReader::new(stream);
+    if silent {
+        // Hold the connection open, saying nothing, until the client gives up.
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut reader, &mut sink);
+        return;
+    }
     if session
         .greeting()
         .write_to(&mut writer)
@@ -529,7 +574,7 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<SmtpState>>) {
             res = decide(&state, attempt, received);
         }
         if *drop_now.lock().unwrap() {
-            let _ = writer.get_ref().shutdown(std::net::Shutdown::Both);
+            let _ = writer.out.shutdown(std::net::Shutdown::Both);
             return;
         }
         match res.action {
