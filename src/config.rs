@@ -348,6 +348,17 @@ impl Config {
         if self.tick.batch_size == 0 {
             return Err(user_error("invalid config: tick.batch_size must be at least 1"));
         }
+        if !self.webhook.url.is_empty() {
+            let ok = url::Url::parse(&self.webhook.url)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .unwrap_or(false);
+            if !ok {
+                return Err(user_error(format!(
+                    "invalid config: webhook.url '{}' is not an http(s) URL",
+                    crate::input::printable(&self.webhook.url, 100)
+                )));
+            }
+        }
         if self.email.transport != Transport::None {
             crate::input::parse_mailbox(&self.email.from)
                 .map_err(|e| user_error(format!("invalid config: email.from: {e}")))?;

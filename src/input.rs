@@ -93,6 +93,11 @@ pub fn parse_duration(input: &str) -> anyhow::Result<TimeDelta> {
     TimeDelta::try_seconds(total).ok_or_else(bad)
 }
 
+/// A standard duration as `parse_duration` reads it, to the second (`2s`, `1m30s`).
+pub fn format_duration_std(d: std::time::Duration) -> String {
+    format_duration(TimeDelta::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)))
+}
+
 /// Print a duration the way `parse_duration` reads it (`1h30m`).
 pub fn format_duration(d: TimeDelta) -> String {
     let mut secs = d.num_seconds();

@@ -286,13 +286,24 @@ impl Outbox<'_> {
                 );
                 self.retry(id, to, error, attempts, now, summary)
             }
-            Err(SendError::Temporary(error) | SendError::Unavailable(error))
-                if attempts >= s.max_attempts =>
-            {
+            Err(
+                SendError::Temporary(error) | SendError::Unavailable(error) | SendError::Throttled(error, _),
+            ) if attempts >= s.max_attempts => {
                 self.went_dead(id, to, &format!("failed {attempts} times: {error}"), summary);
                 DeliveryOutcome::Dead { error }
             }
             Err(SendError::Temporary(error)) => self.retry(id, to, error, attempts, now, summary),
+            Err(SendError::Throttled(error, wait)) => {
+                // Honour the server's Retry-After (at most a day), never sooner than backoff.
+                let asked = TimeDelta::from_std(wait)
+                    .unwrap_or(TimeDelta::days(1))
+                    .min(TimeDelta::days(1));
+                let mut outcome = self.retry(id, to, error, attempts, now, summary);
+                if let DeliveryOutcome::Retry { next_attempt_at, .. } = &mut outcome {
+                    *next_attempt_at = (*next_attempt_at).max(now + asked);
+                }
+                outcome
+            }
             Err(SendError::Unavailable(error)) => {
                 self.down.push(d.channel.clone());
                 self.retry(id, to, error, attempts, now, summary)

@@ -3,6 +3,7 @@
 //! The outbox knows them only through [`Sender`].
 
 pub mod email;
+pub mod http;
 pub mod smtp;
 pub mod webhook;
 
@@ -65,6 +66,8 @@ pub enum SendError {
     Permanent(String),
     /// Worth retrying later (SMTP 4xx, HTTP 5xx, timeout).
     Temporary(String),
+    /// Rate limited (HTTP 429): retry, not before the time the server asked for.
+    Throttled(String, std::time::Duration),
     /// The server could not be reached at all: retry later, and stop using the channel
     /// for the rest of this tick instead of timing out once per message.
     Unavailable(String),

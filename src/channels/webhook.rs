@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use super::{Outgoing, SendError, Sender, Sent};
+use super::{http, Deadline, Outgoing, SendError, Sender, Sent};
 use crate::config::WebhookConfig;
 use crate::error::user_error;
 use crate::input::rfc3339;
@@ -20,6 +20,7 @@ pub struct WebhookSender {
     agent: ureq::Agent,
     url: String,
     secret: String,
+    timeout: std::time::Duration,
 }
 
 /// `v1=` + hex HMAC-SHA256 over `"{timestamp}.{body}"`.
@@ -45,14 +46,13 @@ impl WebhookSender {
                 cfg.secret_env
             )));
         }
-        let agent = ureq::AgentBuilder::new()
-            .timeout(cfg.timeout.std())
-            .redirects(0)
-            .build();
+        // Redirects are handled by `http::send`, which re-sends the body only when safe.
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
         Ok(WebhookSender {
             agent,
             url: cfg.url.clone(),
             secret,
+            timeout: cfg.timeout.std(),
         })
     }
 
@@ -87,37 +87,34 @@ impl WebhookSender {
 }
 
 impl Sender for WebhookSender {
-    fn send(&mut self, item: &Outgoing, _deadline: super::Deadline) -> Result<Sent, SendError> {
+    fn send(&mut self, item: &Outgoing, deadline: Deadline) -> Result<Sent, SendError> {
         let body = Self::payload(item);
         let timestamp = item.now.timestamp();
-        let result = self
-            .agent
-            .post(&self.url)
-            .set("Content-Type", "application/json")
-            .set("User-Agent", concat!("notifyctl/", env!("CARGO_PKG_VERSION")))
-            .set("X-Notifyctl-Delivery", &item.delivery_id.to_string())
-            .set("X-Notifyctl-Timestamp", &timestamp.to_string())
-            .set(
-                "X-Notifyctl-Signature",
-                &signature(&self.secret, timestamp, &body),
-            )
-            .send_string(&body);
-        match result {
-            Ok(resp) => Ok(Sent {
-                message_id: None,
-                response: format!("HTTP {}", resp.status()),
-            }),
-            Err(ureq::Error::Status(code, _)) => {
-                let text = format!("webhook answered HTTP {code}");
-                // Timeouts and rate limits pass; other client errors will not change.
-                if (400..500).contains(&code) && code != 408 && code != 429 {
-                    Err(SendError::Permanent(text))
-                } else {
-                    Err(SendError::Temporary(text))
-                }
-            }
-            Err(e) => Err(SendError::Unavailable(format!("webhook: {e}"))),
-        }
+        let request = http::Request {
+            method: "POST",
+            url: &self.url,
+            headers: vec![
+                ("Content-Type", "application/json".into()),
+                (
+                    "User-Agent",
+                    concat!("notifyctl/", env!("CARGO_PKG_VERSION")).into(),
+                ),
+                ("X-Notifyctl-Delivery", item.delivery_id.to_string()),
+                ("X-Notifyctl-Timestamp", timestamp.to_string()),
+                ("X-Notifyctl-Signature", signature(&self.secret, timestamp, &body)),
+            ],
+            body: body.as_bytes(),
+            timeout: self.timeout,
+            what: "webhook",
+        };
+        let answer = http::send(&self.agent, &request, deadline)?;
+        Ok(Sent {
+            message_id: None,
+            response: match answer.redirected_to {
+                Some(url) => format!("HTTP {} from {url}", answer.status),
+                None => format!("HTTP {}", answer.status),
+            },
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use super::templates;
 use crate::channels::email::EmailSender;
 use crate::channels::webhook::WebhookSender;
 use crate::channels::{EventRef, Outgoing, Recipient, Sender};
-use crate::config::Config;
+use crate::config::{Config, Transport};
 use crate::messages::{Kind, Templates};
 use crate::model::{Event, EventStatus, User};
 use crate::outbox::{Deliverer, Prepared};
@@ -52,6 +52,21 @@ pub fn stale(
         }
     }
     None
+}
+
+/// Why a channel no longer carries this recipient's messages, if it does not: switched
+/// off in the settings since the notice was created, or turned off by the recipient.
+pub fn switched_off(config: &Config, channel: &str, user: &User) -> Option<String> {
+    match channel {
+        "email" if config.email.transport == Transport::None => {
+            Some("the email channel is switched off ([email] transport = \"none\")".into())
+        }
+        "email" if !user.email_enabled => Some("the recipient turned email off".into()),
+        "webhook" if config.webhook.url.is_empty() => {
+            Some("the webhook channel is switched off ([webhook] url is empty)".into())
+        }
+        _ => None,
+    }
 }
 
 /// Prepares claimed deliveries for the tick and holds its senders.
@@ -129,6 +144,12 @@ impl Deliverer for TickDeliverer<'_> {
         };
         if let Some((status, reason)) = stale(d, user.id, event.as_ref(), now) {
             return Ok(Prepared::Drop { status, reason });
+        }
+        if let Some(reason) = switched_off(self.config, &d.channel, &user) {
+            return Ok(Prepared::Drop {
+                status: "superseded",
+                reason,
+            });
         }
         let about = About {
             kind,

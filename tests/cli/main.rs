@@ -3,6 +3,7 @@
 
 mod support;
 
+mod channels;
 mod events;
 mod faults;
 mod inbox;

@@ -660,8 +660,52 @@ pub struct HttpServer {
     requests: Arc<Mutex<Vec<HttpRequest>>>,
 }
 
+/// One scripted answer of the test HTTP server.
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+    pub headers: Vec<(String, String)>,
+}
+
+impl HttpAnswer {
+    pub fn new(status: u16) -> HttpAnswer {
+        HttpAnswer {
+            status,
+            body: String::new(),
+            delay: Duration::ZERO,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> HttpAnswer {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn delay(mut self, d: Duration) -> HttpAnswer {
+        self.delay = d;
+        self
+    }
+}
+
 impl HttpServer {
     pub fn start(answers: Vec<(u16, String, Duration)>) -> HttpServer {
+        HttpServer::scripted(
+            answers
+                .into_iter()
+                .map(|(status, body, delay)| HttpAnswer {
+                    status,
+                    body,
+                    delay,
+                    headers: Vec::new(),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn scripted(answers: Vec<HttpAnswer>) -> HttpServer {
         let server = tiny_http::Server::http("127.0.0.1:0").expect("bind http");
         let port = server.server_addr().to_ip().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -680,16 +724,19 @@ impl HttpServer {
                         .collect(),
                     body,
                 });
-                let (status, text, delay) = answers[i.min(answers.len() - 1)].clone();
+                let answer = answers[i.min(answers.len() - 1)].clone();
                 thread::spawn(move || {
-                    thread::sleep(delay);
-                    let resp = tiny_http::Response::from_string(text)
-                        .with_status_code(status)
+                    thread::sleep(answer.delay);
+                    let mut resp = tiny_http::Response::from_string(answer.body)
+                        .with_status_code(answer.status)
                         .with_header(
                             "Content-Type: application/json"
                                 .parse::<tiny_http::Header>()
                                 .unwrap(),
                         );
+                    for (k, v) in &answer.headers {
+                        resp.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap());
+                    }
                     let _ = req.respond(resp);
                 });
             }
