@@ -11,6 +11,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod input;
 pub mod logging;
 pub mod messages;

@@ -80,8 +80,7 @@ impl EmailSender {
             }
             Transport::File => {
                 let dir = outbox_dir.to_path_buf();
-                create_private_dir(&dir)
-                    .with_context(|| format!("creating the email directory {}", dir.display()))?;
+                crate::files::private_dir(&dir).context("the email directory ([email] dir)")?;
                 Backend::Dir(dir)
             }
             Transport::Stdout => Backend::Stdout,
@@ -219,7 +218,9 @@ impl Sender for EmailSender {
                 "accepted by sendmail".to_string()
             }
             Backend::Dir(dir) => {
-                let path = write_eml(dir, item.delivery_id, &message.formatted()).map_err(|e| {
+                // One file per delivery: a re-send after a crash replaces it, never adds one.
+                let name = format!("notifyctl-{}.eml", item.delivery_id);
+                let path = crate::files::write_atomic(dir, &name, &message.formatted()).map_err(|e| {
                     SendError::Unavailable(format!("writing .eml file in {}: {e}", dir.display()))
                 })?;
                 format!("written to {}", path.display())
@@ -282,45 +283,6 @@ fn classify_smtp(e: SmtpError) -> SendError {
         SmtpError::AuthFailed(text) => SendError::Misconfigured(text),
         SmtpError::Unknown(text) => SendError::Unconfirmed(text),
     }
-}
-
-/// Write `notifyctl-<delivery>.eml` atomically: a reader never sees half a message,
-/// and a re-send after a crash replaces the file instead of adding a second one.
-fn write_eml(dir: &Path, delivery_id: i64, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let path = dir.join(format!("notifyctl-{delivery_id}.eml"));
-    let tmp = dir.join(format!(".notifyctl-{delivery_id}.eml.tmp"));
-    {
-        let mut f = private_file(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_data()?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
-}
-
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
-}
-
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
 }
 
 #[cfg(test)]

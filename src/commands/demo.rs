@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use chrono::{DurationRound, TimeDelta};
 use serde_json::json;
 
-use crate::channels::email::create_private_dir;
 use crate::clock::Clock;
 use crate::config::{Config, Transport, VideoProvider};
 use crate::input::rfc3339;
@@ -31,7 +30,7 @@ pub fn run(ctx: &Ctx, keep: Option<PathBuf>) -> anyhow::Result<()> {
             std::env::temp_dir().join(format!("notifyctl-demo-{}", hex::encode(bytes)))
         }
     };
-    create_private_dir(&dir)?;
+    crate::files::private_dir(&dir)?;
     let db = dir.join("demo.db");
     if db.exists() {
         anyhow::bail!(

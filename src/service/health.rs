@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::Service;
 use std::time::Instant;
 
-use crate::channels::email::{create_private_dir, smtp_settings};
+use crate::channels::email::smtp_settings;
 use crate::channels::smtp::SmtpSession;
 use crate::channels::webhook::WebhookSender;
 use crate::clock::Clock;
@@ -173,9 +173,9 @@ pub fn config_checks(config: &Config, location: &Location) -> Vec<Check> {
             }),
         Transport::File => {
             let dir = super::outbox_dir(config, location);
-            create_private_dir(&dir)
+            crate::files::private_dir(&dir)
                 .map(|_| format!(".eml files go to {}", dir.display()))
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+                .map_err(|e| format!("{e:#}"))
         }
         Transport::Sendmail => Ok(format!("messages are piped to `{} -i -t`", c.sendmail_command)),
         Transport::Stdout => Ok("messages are printed on stdout".into()),

@@ -156,3 +156,46 @@ fn a_recipient_who_turned_email_off_meanwhile_gets_no_mail() {
     );
     assert!(server.settled().is_empty());
 }
+
+/// Regression: the file transport wrote through a symlink at a predictable temporary
+/// name in the outbox directory, so a local user could make a root tick overwrite any file.
+#[cfg(unix)]
+#[test]
+fn the_file_transport_never_writes_through_a_symlink() {
+    let mut env = Env::new();
+    env.at("2030-03-10T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    env.ok(&["send", "--user", "1", "--title", "Hi", "--body", "b"]);
+    let outbox = env.path("outbox");
+    std::fs::create_dir(&outbox).unwrap();
+    let victim = env.path("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    for name in [".notifyctl-1.eml.tmp", "notifyctl-1.eml"] {
+        std::os::unix::fs::symlink(&victim, outbox.join(name)).unwrap();
+    }
+    assert_eq!(env.tick()["sent"], 1);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let eml = outbox.join("notifyctl-1.eml");
+    assert!(!std::fs::symlink_metadata(&eml).unwrap().file_type().is_symlink());
+    assert!(std::fs::read_to_string(&eml).unwrap().contains("Subject:"));
+}
+
+#[cfg(unix)]
+#[test]
+fn an_outbox_directory_others_may_write_is_refused_and_the_mail_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = Env::new();
+    env.at("2030-03-10T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    env.ok(&["send", "--user", "1", "--title", "Hi", "--body", "b"]);
+    let outbox = env.path("outbox");
+    std::fs::create_dir(&outbox).unwrap();
+    std::fs::set_permissions(&outbox, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (_, err) = env.exits(&["check-reminders"], 3);
+    assert!(
+        err.contains("every local user") && err.contains("outbox"),
+        "{err}"
+    );
+    assert_eq!(the_delivery(&env)["status"], "pending");
+    assert!(env.eml_files().is_empty());
+}
