@@ -50,6 +50,9 @@ pub enum Command {
     Event(EventCmd),
     /// The cron tick: create due reminders, then deliver the outbox
     CheckReminders(CheckRemindersArgs),
+    /// Reminder decisions: reopen the ones a clock running ahead recorded as late
+    #[command(subcommand)]
+    Reminders(RemindersCmd),
     /// The reminders the coming ticks will send, and when
     Plan {
         /// How far ahead to look
@@ -325,6 +328,20 @@ pub enum DeliveriesCmd {
         ids: Vec<i64>,
         #[arg(long, conflicts_with = "ids")]
         dead: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemindersCmd {
+    /// Forget the `late` and `collapsed` decisions recorded since TIME for events still to
+    /// come, so the next tick decides them again (after a tick ran with its clock ahead)
+    Reopen {
+        /// When the clock went wrong: decisions recorded from then on are reopened
+        #[arg(long, value_name = "TIME")]
+        since: String,
+        /// Count only
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

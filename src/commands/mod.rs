@@ -11,6 +11,7 @@ pub mod inbox;
 pub mod init;
 pub mod plan;
 pub mod prune;
+pub mod reminders;
 pub mod status;
 pub mod tick;
 pub mod user;
@@ -25,6 +26,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Event(cmd) => event::run(ctx, cmd),
         Command::CheckReminders(args) => tick::run(ctx, &args),
         Command::Plan { next } => plan::run(ctx, &next),
+        Command::Reminders(cmd) => reminders::run(ctx, cmd),
         Command::Send {
             user,
             title,

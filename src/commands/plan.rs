@@ -7,7 +7,11 @@ pub fn run(ctx: &Ctx, next: &str) -> anyhow::Result<()> {
     let horizon = parse_duration(next)?;
     let mut service = ctx.service()?;
     let now = service.now();
-    let planned = service.plan(horizon)?;
+    let mut planned = Vec::new();
+    service.plan(horizon, &mut |p| {
+        planned.push(p);
+        Ok(())
+    })?;
     if ctx.out.json {
         ctx.out.json(&planned);
         return Ok(());

@@ -380,6 +380,21 @@ impl Service {
                     }
                 }
             }
+            // Only a visible change is written: calendars see a new SEQUENCE only then.
+            let retitled = changes.title.as_ref().is_some_and(|t| *t != before.title);
+            let relinked = changes.video_url.as_ref().is_some_and(|v| *v != before.video_url);
+            if !(moved || retitled || relinked) {
+                return Ok(Booked {
+                    event: before,
+                    moved: false,
+                });
+            }
+            let changes = EventChanges {
+                title: changes.title.clone().filter(|_| retitled),
+                starts_at: changes.starts_at.filter(|_| moved),
+                ends_at: changes.ends_at.filter(|_| moved),
+                video_url: changes.video_url.clone().filter(|_| relinked),
+            };
             ops.update_event(before.id, &changes, notifier.now)?;
             let after = existing(ops, before.id)?;
             if moved {

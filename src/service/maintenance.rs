@@ -61,6 +61,28 @@ impl Service {
         })
     }
 
+    /// After a tick ran with its clock ahead: forget the `late`/`collapsed` decisions
+    /// recorded since `since` for events still to come, and the records of ticks "from the
+    /// future" (so the clock check is quiet again and the next tick looks back from the
+    /// last real one). Returns (decisions reopened, tick records forgotten).
+    pub fn reopen_reminders(
+        &mut self,
+        since: DateTime<Utc>,
+        dry_run: bool,
+    ) -> anyhow::Result<(usize, usize)> {
+        let now = self.now();
+        if dry_run {
+            let d = self.store.reopen_decisions(since, now, true)?;
+            return Ok((d, self.store.forget_ticks_after(now, true)?));
+        }
+        store::write(&mut *self.store, |ops| {
+            Ok((
+                ops.reopen_decisions(since, now, false)?,
+                ops.forget_ticks_after(now, false)?,
+            ))
+        })
+    }
+
     pub fn retry_dead(&mut self) -> anyhow::Result<usize> {
         let now = self.now();
         store::write(&mut *self.store, |ops| ops.requeue_dead(now))

@@ -28,62 +28,119 @@ pub struct PlannedReminder {
     pub local_start: String,
 }
 
+/// Planned decisions waiting to be released in time order: the oldest first.
+struct Pending(reminders::Decision);
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Reversed: BinaryHeap pops the greatest, we want the earliest.
+        other.key().cmp(&self.key())
+    }
+}
+impl Pending {
+    fn key(&self) -> (DateTime<Utc>, i64, i64, i64) {
+        let d = &self.0;
+        (d.due_at, d.event_id, d.user_id, -d.offset_minutes)
+    }
+}
+
 impl Service {
-    /// The reminders decided between now and `now + horizon`, in the order the ticks
-    /// will decide them.
-    pub fn plan(&mut self, horizon: TimeDelta) -> anyhow::Result<Vec<PlannedReminder>> {
+    /// The reminders decided between now and `now + horizon`, in the order the ticks will
+    /// decide them, handed to `each` one by one. Candidates are read a page at a time in
+    /// start order; a reminder is due at most the largest offset before its event, so the
+    /// ones due before the next page's first start minus that offset can be released:
+    /// memory stays flat whatever the horizon.
+    pub fn plan(
+        &mut self,
+        horizon: TimeDelta,
+        each: &mut dyn FnMut(PlannedReminder) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let now = self.now();
         let until = now + horizon;
         let offsets = self.config.offsets_minutes();
-        let max_offset = offsets.iter().copied().max().unwrap_or(0);
+        let max_offset = TimeDelta::minutes(offsets.iter().copied().max().unwrap_or(0));
         let grace = self.config.reminders.grace.0;
-        // Events that start within the horizon plus the largest offset can have a
-        // reminder moment inside the horizon; the started ones are only recorded, as the
-        // tick does.
-        let (candidates, broken) = self.store.reminder_candidates(
-            now - TimeDelta::seconds(1),
-            until + TimeDelta::minutes(max_offset),
-        )?;
-        for b in &broken {
-            log::warn!("skipping a broken row: {b}");
-        }
-        let mut decisions: Vec<reminders::Decision> = candidates
-            .iter()
-            .flat_map(|c| reminders::forecast(c, &offsets, grace, now, until))
-            .collect();
-        decisions.sort_by_key(|d| (d.due_at, d.event_id, d.user_id, -d.offset_minutes));
         let mut users: HashMap<i64, Option<User>> = HashMap::new();
-        let mut out = Vec::with_capacity(decisions.len());
-        for d in decisions {
-            if let Entry::Vacant(slot) = users.entry(d.user_id) {
-                slot.insert(self.store.user(d.user_id)?);
+        let mut heap = std::collections::BinaryHeap::new();
+        let mut cursor = None;
+        loop {
+            // Events that start within the horizon plus the largest offset can have a
+            // reminder moment inside the horizon; the started ones are only recorded, as
+            // the tick does.
+            let page = self.store.reminder_candidates(
+                now - TimeDelta::seconds(1),
+                until + max_offset,
+                cursor.as_ref(),
+                PAGE,
+            )?;
+            for b in &page.broken {
+                self.reporter.broken(b);
             }
-            let Some(user) = &users[&d.user_id] else {
-                continue;
+            let next_start = page.candidates.last().map(|c| c.event_start);
+            for c in &page.candidates {
+                heap.extend(
+                    reminders::forecast(c, &offsets, grace, now, until)
+                        .into_iter()
+                        .map(Pending),
+                );
+            }
+            cursor = page.next;
+            // Everything due before this is final: later pages start no earlier.
+            let released_before = match (&cursor, next_start) {
+                (Some(_), Some(start)) => start - max_offset,
+                _ => DateTime::<Utc>::MAX_UTC,
             };
-            let tz = self.user_tz(user);
-            out.push(PlannedReminder {
-                at: d.due_at,
-                event_id: d.event_id,
-                event_start: d.event_start,
-                user_id: d.user_id,
-                user_email: user.email.clone(),
-                offset_minutes: d.offset_minutes,
-                action: match d.action {
-                    Action::Send => "send",
-                    Action::Skip(_) => "skip",
-                },
-                reason: match d.action {
-                    Action::Send => None,
-                    Action::Skip(r) => Some(r.as_str()),
-                },
-                local_start: d
-                    .event_start
-                    .with_timezone(&tz)
-                    .format("%Y-%m-%d %H:%M %Z")
-                    .to_string(),
-            });
+            while heap.peek().is_some_and(|p| p.0.due_at < released_before) {
+                let Some(Pending(d)) = heap.pop() else { break };
+                if let Entry::Vacant(slot) = users.entry(d.user_id) {
+                    slot.insert(self.store.user(d.user_id)?);
+                }
+                let Some(user) = &users[&d.user_id] else {
+                    continue;
+                };
+                each(planned(&self.config, &d, user))?;
+            }
+            if cursor.is_none() {
+                return Ok(());
+            }
         }
-        Ok(out)
+    }
+}
+
+const PAGE: u32 = 2000;
+
+fn planned(config: &crate::config::Config, d: &reminders::Decision, user: &User) -> PlannedReminder {
+    let tz = super::user_tz(config, user);
+    PlannedReminder {
+        at: d.due_at,
+        event_id: d.event_id,
+        event_start: d.event_start,
+        user_id: d.user_id,
+        user_email: user.email.clone(),
+        offset_minutes: d.offset_minutes,
+        action: match d.action {
+            Action::Send => "send",
+            Action::Skip(_) => "skip",
+        },
+        reason: match d.action {
+            Action::Send => None,
+            Action::Skip(r) => Some(r.as_str()),
+        },
+        local_start: d
+            .event_start
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string(),
     }
 }

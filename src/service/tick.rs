@@ -13,10 +13,11 @@ use super::delivery::TickDeliverer;
 use super::notices::Notifier;
 use super::report::contain;
 use super::{outbox_dir, Service};
+use crate::input::rfc3339;
 use crate::model::{Event, EventStatus, Kind, User};
 use crate::outbox;
 use crate::reminders::{self, Action, Decision};
-use crate::store::{self, BrokenRow, DecisionRecord, Store, TickEnd, TickSummary};
+use crate::store::{self, DecisionRecord, Store, TickEnd, TickSummary};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -75,11 +76,28 @@ struct Progress {
     summary: TickSummary,
     problems: Vec<String>,
     dead: Vec<String>,
+    /// The tick ran out of time before deciding everything: it is recorded as not good,
+    /// so the next tick looks back as far as this one did.
+    incomplete: Option<String>,
 }
 
-/// How far back to look for events that started since the last tick, whose undecided
-/// reminders must be recorded as skipped. Bounded so a long-idle file stays cheap.
-const MAX_LOOKBACK: TimeDelta = TimeDelta::days(7);
+/// A tick whose clock is behind the latest recorded tick: the clock went backwards, or an
+/// earlier tick ran with a clock far ahead (an NTP glitch, `--now` against production).
+/// Such a tick recorded reminders of events that are still to come as `late`.
+fn clock_behind(latest: Option<&crate::store::TickRecord>, now: DateTime<Utc>) -> Option<String> {
+    let latest = latest?;
+    (latest.started_at > now + TimeDelta::minutes(1)).then(|| {
+        format!(
+            "the clock ({}) is behind the latest tick, recorded at {}: if that tick ran with a clock ahead, reminders it recorded as late for events still to come can be decided again with `notifyctl reminders reopen --since {}`",
+            rfc3339(now),
+            rfc3339(latest.started_at),
+            rfc3339(now)
+        )
+    })
+}
+
+/// Candidates read and decided per page: memory stays flat whatever is due.
+const PAGE: u32 = 2000;
 
 /// Where the tick's work is bounded.
 #[derive(Debug, Clone, Copy)]
@@ -91,29 +109,60 @@ pub struct TickOptions {
 }
 
 impl Service {
-    /// The decisions due now, read without the write lock: an idle tick never writes
-    /// anything but its own record. `previous_tick` is when the last good tick started:
-    /// events that started since then get their undecided reminders recorded.
-    fn due_decisions(
+    /// The windows of event starts the tick looks at: the upcoming one (reminders that
+    /// may be due) and the history since the last good tick (events that started while no
+    /// tick ran, whose undecided reminders are recorded as skipped). The first tick ever
+    /// looks one day back.
+    fn windows(&self, previous_tick: Option<DateTime<Utc>>) -> [(DateTime<Utc>, DateTime<Utc>); 2] {
+        let now = self.now();
+        let max_offset = self.config.offsets_minutes().into_iter().max().unwrap_or(0);
+        let since = match previous_tick {
+            Some(t) => t.min(now - TimeDelta::minutes(1)),
+            None => now - TimeDelta::days(1),
+        };
+        [(now, now + TimeDelta::minutes(max_offset)), (since, now)]
+    }
+
+    /// Decide the reminders of events starting in (after, until], a page at a time, read
+    /// without the write lock (an idle tick writes nothing but its own record). Each
+    /// page's decisions are applied at once (`apply`), or, for a dry run, collected.
+    /// False when `deadline` came first (the rest waits for the next tick).
+    fn decide_window(
         &mut self,
-        previous_tick: Option<DateTime<Utc>>,
-    ) -> anyhow::Result<(Vec<Decision>, Vec<BrokenRow>)> {
+        (after, until): (DateTime<Utc>, DateTime<Utc>),
+        deadline: Option<Instant>,
+        summary: &mut TickSummary,
+        mut collect: Option<&mut Vec<Decision>>,
+    ) -> anyhow::Result<bool> {
         let now = self.now();
         let offsets = self.config.offsets_minutes();
-        let max_offset = offsets.iter().copied().max().unwrap_or(0);
-        let lookback = match previous_tick {
-            Some(t) => (now - t).clamp(TimeDelta::minutes(1), MAX_LOOKBACK),
-            None => TimeDelta::days(1),
-        };
-        let (candidates, broken) = self
-            .store
-            .reminder_candidates(now - lookback, now + TimeDelta::minutes(max_offset))?;
         let grace = self.config.reminders.grace.0;
-        let decisions = candidates
-            .iter()
-            .flat_map(|c| reminders::decide(c, &offsets, grace, now))
-            .collect();
-        Ok((decisions, broken))
+        let mut cursor = None;
+        loop {
+            let page = self
+                .store
+                .reminder_candidates(after, until, cursor.as_ref(), PAGE)?;
+            for b in &page.broken {
+                self.reporter.broken(b);
+            }
+            let decisions: Vec<Decision> = page
+                .candidates
+                .iter()
+                .flat_map(|c| reminders::decide(c, &offsets, grace, now))
+                .collect();
+            match collect.as_deref_mut() {
+                Some(all) => all.extend(decisions),
+                None if !decisions.is_empty() => self.apply(&decisions, summary)?,
+                None => {}
+            }
+            cursor = page.next;
+            if cursor.is_none() {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+        }
     }
 
     /// Record the decisions and create the reminder notices, in one transaction.
@@ -188,16 +237,27 @@ impl Service {
         // Read before this tick's own record exists, which would otherwise be "the last
         // tick". A failed tick may not have recorded anything: look back from the last good one.
         let previous_tick = self.store.last_good_tick()?.map(|t| t.started_at);
+        let latest = self.store.last_tick()?;
         let tick_id = store::write(&mut *self.store, |ops| ops.start_tick(now))?;
         let mut progress = Progress::default();
+        if let Some(problem) = clock_behind(latest.as_ref(), now) {
+            log::error!("{problem}");
+            progress.problems.push(problem);
+        }
         let result = self.tick_work(tick_id, previous_tick, deadline, options, &mut progress);
         let Progress {
             summary,
-            problems,
+            mut problems,
             dead,
+            incomplete,
         } = progress;
         let elapsed_ms = started.elapsed().as_millis() as i64;
-        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        let error = match (&result, &incomplete) {
+            (Err(e), _) => Some(format!("{e:#}")),
+            (Ok(_), Some(why)) => Some(why.clone()),
+            (Ok(_), None) => None,
+        };
+        problems.extend(incomplete);
         // Record the tick even when it failed, so `status` shows the failure.
         let end = TickEnd {
             summary: &summary,
@@ -232,14 +292,18 @@ impl Service {
         options: TickOptions,
         progress: &mut Progress,
     ) -> anyhow::Result<Vec<String>> {
+        // What may be due now first, then the history since the last good tick.
+        for window in self.windows(previous_tick) {
+            if !self.decide_window(window, Some(deadline), &mut progress.summary, None)? {
+                progress.incomplete = Some(format!(
+                    "ran out of time (--max-runtime) deciding the reminders of events starting between {} and {}: the next tick goes on from there",
+                    rfc3339(window.0),
+                    rfc3339(window.1)
+                ));
+                break;
+            }
+        }
         let summary = &mut progress.summary;
-        let (decisions, broken) = self.due_decisions(previous_tick)?;
-        for b in &broken {
-            self.reporter.broken(b);
-        }
-        if !decisions.is_empty() {
-            self.apply(&decisions, summary)?;
-        }
         let settings = outbox::Settings {
             owner: format!("tick-{tick_id}-{}", std::process::id()),
             batch_size: self.config.tick.batch_size,
@@ -267,8 +331,11 @@ impl Service {
     pub fn dry_run(&mut self) -> anyhow::Result<Report> {
         let started = Instant::now();
         let previous = self.store.last_good_tick()?.map(|t| t.started_at);
-        let (decisions, broken) = self.due_decisions(previous)?;
+        let mut decisions = Vec::new();
         let mut summary = TickSummary::default();
+        for window in self.windows(previous) {
+            self.decide_window(window, None, &mut summary, Some(&mut decisions))?;
+        }
         for d in &decisions {
             match d.action {
                 Action::Send => summary.created += 1,
@@ -282,7 +349,7 @@ impl Service {
             dry_run: true,
             summary,
             pending: counts.pending + counts.failed + counts.sending,
-            broken_rows: broken.iter().map(ToString::to_string).collect(),
+            broken_rows: self.reporter.take(),
             problems: Vec::new(),
             dead_deliveries: Vec::new(),
             elapsed_ms: started.elapsed().as_millis() as i64,
@@ -354,14 +421,23 @@ mod tests {
             )
             .unwrap();
         let mut tick = service(dir.path(), "2030-03-10T09:30:00Z");
-        let (decisions, broken) = tick.due_decisions(None).unwrap();
-        assert!(broken.is_empty());
+        let decisions = due(&mut tick);
         assert_eq!(decisions.len(), 1, "the 30-minute reminder is due");
         // Between the tick's unlocked read and its write, an admin changes the event.
         change(&mut admin);
         let mut summary = TickSummary::default();
         tick.apply(&decisions, &mut summary).unwrap();
         (dir, tick, summary)
+    }
+
+    /// What a tick would decide now (a dry run's decisions).
+    fn due(s: &mut Service) -> Vec<Decision> {
+        let mut all = Vec::new();
+        let mut summary = TickSummary::default();
+        for w in s.windows(None) {
+            s.decide_window(w, None, &mut summary, Some(&mut all)).unwrap();
+        }
+        all
     }
 
     fn reminders_created(s: &mut Service) -> usize {
@@ -399,7 +475,7 @@ mod tests {
         assert_eq!((summary.created, summary.skipped), (0, 0));
         assert_eq!(reminders_created(&mut tick), 0);
         // Nothing was recorded for the old start: the next tick decides anew.
-        let (decisions, _) = tick.due_decisions(None).unwrap();
+        let decisions = due(&mut tick);
         assert!(decisions.is_empty(), "12:00 is not due at 09:30: {decisions:?}");
     }
 

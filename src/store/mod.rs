@@ -302,20 +302,51 @@ pub struct SkippedCount {
     pub count: i64,
 }
 
+/// Where a page of reminder candidates ended: the next page starts after it. The start
+/// is kept as stored text so that a row whose start cannot be read still moves the page on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateCursor {
+    pub starts_at: String,
+    pub event_id: i64,
+    pub user_id: i64,
+}
+
+/// One page of reminder candidates, in (start, event, participant) order.
+#[derive(Debug, Default)]
+pub struct CandidatePage {
+    pub candidates: Vec<Candidate>,
+    /// Rows in the page that could not be read (reported by the caller).
+    pub broken: Vec<BrokenRow>,
+    /// Where the next page starts; `None` when this was the last.
+    pub next: Option<CandidateCursor>,
+}
+
 pub trait ReminderOps {
-    /// Participants of scheduled events starting in (after, until], with the offsets
-    /// already decided for the event's current start. Broken rows come back apart.
+    /// Participants of scheduled events starting in (after, until], after `cursor`, at
+    /// most `limit` of them, with the offsets already decided for the event's current
+    /// start. Reading page by page keeps memory flat whatever the window.
     fn reminder_candidates(
         &mut self,
         after: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> anyhow::Result<(Vec<Candidate>, Vec<BrokenRow>)>;
+        cursor: Option<&CandidateCursor>,
+        limit: u32,
+    ) -> anyhow::Result<CandidatePage>;
     /// Record a decision; false when another tick recorded it first.
     fn record_decision(&mut self, decision: &DecisionRecord, now: DateTime<Utc>) -> anyhow::Result<bool>;
     /// Point a sent decision at the notification it created.
     fn link_notification(&mut self, decision: &DecisionRecord, notification_id: i64) -> anyhow::Result<()>;
     /// Skipped reminders decided since `since`, by reason.
     fn skipped_since(&mut self, since: DateTime<Utc>) -> anyhow::Result<Vec<SkippedCount>>;
+    /// Forget the `late` and `collapsed` decisions recorded since `since` for event starts
+    /// still after `now` (decided by a tick whose clock was ahead), so the next tick
+    /// decides them again. With `dry_run`, only count them.
+    fn reopen_decisions(
+        &mut self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> anyhow::Result<usize>;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -465,6 +496,9 @@ pub trait TickOps {
     fn last_tick(&mut self) -> anyhow::Result<Option<TickRecord>>;
     /// The most recent tick that finished without error.
     fn last_good_tick(&mut self) -> anyhow::Result<Option<TickRecord>>;
+    /// Forget the records of ticks that started after `now` (they ran with a clock
+    /// ahead); how many. With `dry_run`, only count them.
+    fn forget_ticks_after(&mut self, now: DateTime<Utc>, dry_run: bool) -> anyhow::Result<usize>;
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize)]

@@ -442,3 +442,66 @@ fn a_file_that_is_not_a_database_is_refused() {
         "{err}"
     );
 }
+
+/// Regression: `init` on another program's SQLite file that happens to have
+/// `user_version = 1` said "ready" and later commands failed obscurely.
+#[test]
+fn another_programs_sqlite_file_is_refused_and_left_alone() {
+    let env = Env::bare();
+    let conn = rusqlite::Connection::open(&env.db).unwrap();
+    conn.execute_batch("CREATE TABLE things (id INTEGER PRIMARY KEY); PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&env.db).unwrap();
+    let err = env.fails(&["init"], 2);
+    assert!(
+        err.contains("is not a notifyctl database") && err.contains("users"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&env.db).unwrap(), before, "nothing written");
+    // An app's own file with a `users` table of its own: ours would clash.
+    let env = Env::bare();
+    let conn = rusqlite::Connection::open(&env.db).unwrap();
+    conn.execute_batch("CREATE TABLE users (login TEXT)").unwrap();
+    drop(conn);
+    let err = env.fails(&["init"], 2);
+    assert!(err.contains("already has a table named users"), "{err}");
+}
+
+/// Regression: `event update` to the same start still bumped the calendar SEQUENCE.
+#[test]
+fn an_update_that_changes_nothing_keeps_the_sequence_and_notifies_nobody() {
+    let mut env = Env::new();
+    env.at("2030-03-01T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Call",
+        "--start",
+        "2030-03-10T09:00:00Z",
+        "--participant",
+        "1",
+    ]);
+    let seq = env.json(&["event", "show", "1"])["sequence"].clone();
+    let v = env.json(&[
+        "event",
+        "update",
+        "1",
+        "--start",
+        "2030-03-10T09:00:00Z",
+        "--title",
+        "Call",
+    ]);
+    assert_eq!(v["rescheduled"], false);
+    assert_eq!(env.json(&["event", "show", "1"])["sequence"], seq);
+    let rescheduled = env.json(&["list", "--user", "1", "--type", "rescheduled"]);
+    assert!(rescheduled.as_array().unwrap().is_empty());
+    // A real change still bumps it.
+    env.ok(&["event", "update", "1", "--title", "Call (room B)"]);
+    assert_eq!(
+        env.json(&["event", "show", "1"])["sequence"].as_i64(),
+        seq.as_i64().map(|s| s + 1)
+    );
+}

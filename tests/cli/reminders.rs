@@ -454,3 +454,101 @@ fn a_legacy_event_with_an_unreadable_start_is_reported_by_status() {
         "status names the row, column and value: {err}"
     );
 }
+
+/// `n` daily events for ana and bob from 2030-03-01 09:00Z, imported in one go.
+fn daily_events(env: &Env, n: usize) {
+    let mut lines = String::new();
+    for i in 0..n {
+        let day = chrono::NaiveDate::from_ymd_opt(2030, 3, 1).unwrap() + chrono::Days::new(i as u64 / 24);
+        lines.push_str(&format!(
+            "{{\"title\":\"S{i}\",\"start\":\"{day}T{:02}:00:00Z\",\"duration\":\"30m\",\"video\":\"none\",\"participants\":[\"ana@example.org\",\"bob@example.com\"]}}\n",
+            i % 24
+        ));
+    }
+    std::fs::write(env.path("events.jsonl"), lines).unwrap();
+    env.ok(&["import", "events", "events.jsonl"]);
+}
+
+/// Regression: after an outage longer than 7 days, missed reminders of the older events
+/// were never recorded. Now the whole gap is examined, a page at a time.
+#[test]
+fn after_a_long_outage_every_missed_reminder_is_recorded() {
+    let mut env = Env::new();
+    env.at("2030-02-28T00:00:00Z");
+    env.user("ana@example.org", &[]);
+    env.user("bob@example.com", &[]);
+    env.tick();
+    daily_events(&env, 24 * 45);
+    // Cron was down for 60 days.
+    env.at("2030-04-29T00:00:00Z");
+    let s = env.tick();
+    assert_eq!(s["created"], 0);
+    assert_eq!(
+        s["skipped"],
+        24 * 45 * 2 * 2,
+        "both offsets, both participants, every event: {s}"
+    );
+    assert_eq!(env.tick()["skipped"], 0, "and only once");
+}
+
+#[test]
+fn a_tick_out_of_time_before_the_history_is_done_leaves_it_to_the_next() {
+    let mut env = Env::new();
+    env.at("2030-02-28T00:00:00Z");
+    env.user("ana@example.org", &[]);
+    env.user("bob@example.com", &[]);
+    env.tick();
+    daily_events(&env, 24 * 45);
+    env.at("2030-04-29T00:00:00Z");
+    let (out, err) = env.exits(&["--json", "check-reminders", "--max-runtime", "0s"], 3);
+    let first: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(err.contains("ran out of time"), "{err}");
+    let status = env.run(&["--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        v["last_tick"]["ok"], false,
+        "not a good tick: the next looks back as far"
+    );
+    env.at("2030-04-29T00:01:00Z");
+    let second = env.tick();
+    assert_eq!(
+        first["skipped"].as_i64().unwrap() + second["skipped"].as_i64().unwrap(),
+        24 * 45 * 2 * 2
+    );
+}
+
+/// Regression: a tick whose clock was far ahead recorded every reminder up to then as
+/// `late`; when the clock came back, those events never got their reminders.
+#[test]
+fn a_clock_that_ran_ahead_is_reported_and_its_late_decisions_can_be_reopened() {
+    let server = SmtpServer::start();
+    let mut env = setup(&server);
+    // Someone runs a tick with --now a year ahead against this database.
+    env.at("2031-03-10T09:00:00Z");
+    let ahead = env.tick();
+    assert_eq!(ahead["skipped"], 4, "recorded as late: {ahead}");
+    // Back to the real time: the tick says so loudly.
+    env.at("2030-03-10T09:29:00Z");
+    let (_, err) = env.exits(&["check-reminders"], 3);
+    assert!(
+        err.contains("behind the latest tick") && err.contains("reminders reopen"),
+        "{err}"
+    );
+    let dry = env.json(&[
+        "reminders",
+        "reopen",
+        "--since",
+        "2031-01-01T00:00:00Z",
+        "--dry-run",
+    ]);
+    assert_eq!(dry["reopened"], 4);
+    let v = env.json(&["reminders", "reopen", "--since", "2031-01-01T00:00:00Z"]);
+    assert_eq!(v["reopened"], 4);
+    assert_eq!(v["future_ticks_forgotten"], 1);
+    env.at("2030-03-10T09:30:00Z");
+    let s = env.tick();
+    assert_eq!(
+        s["created"], 2,
+        "the 30-minute reminders go out after all, quietly: {s}"
+    );
+}

@@ -20,6 +20,45 @@ const STEPS: &[&str] = &[
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = STEPS.len() as i64;
 
+/// The tables every notifyctl database has.
+const TABLES: [&str; 7] = [
+    "users",
+    "events",
+    "participants",
+    "notifications",
+    "deliveries",
+    "reminders",
+    "ticks",
+];
+
+/// Refuse a file that is not notifyctl's before writing anything to it: one that claims
+/// a schema version but lacks our tables, or one whose own tables would clash with ours.
+pub(super) fn refuse_foreign(conn: &Connection, version: i64, path: &Path) -> anyhow::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+    let present: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let ours: Vec<&str> = TABLES
+        .iter()
+        .copied()
+        .filter(|t| present.iter().any(|p| p == t))
+        .collect();
+    if version >= 1 && ours.len() < TABLES.len() {
+        let missing: Vec<&str> = TABLES.iter().copied().filter(|t| !ours.contains(t)).collect();
+        return Err(user_error(format!(
+            "{} is not a notifyctl database: it says schema version {version} but has no table {}; check --db / NOTIFYCTL_DB",
+            path.display(),
+            missing.join(", ")
+        )));
+    }
+    if version == 0 && !ours.is_empty() {
+        return Err(user_error(format!(
+            "{} is not a notifyctl database: it already has a table named {} of its own; give notifyctl its own file (--db)",
+            path.display(),
+            ours.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn refuse_newer(version: i64, path: &Path) -> anyhow::Result<()> {
     if version > SCHEMA_VERSION {
         return Err(user_error(format!(

@@ -75,6 +75,7 @@ impl SqliteStore {
         // A file that is not SQLite fails here, with SQLite's "file is not a database".
         let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         migrations::refuse_newer(version, &self.path)?;
+        migrations::refuse_foreign(&self.conn, version, &self.path)?;
         self.conn.execute_batch("PRAGMA foreign_keys = ON;")?;
         // WAL lets the web app read the inbox while a tick writes; NORMAL sync is durable
         // across process crashes (the failure the outbox guards against) and much faster.

@@ -88,4 +88,18 @@ impl TickOps for SqliteStore {
             "SELECT {COLUMNS} FROM ticks WHERE ok = 1 ORDER BY started_at DESC, id DESC LIMIT 1"
         ))
     }
+
+    fn forget_ticks_after(&mut self, now: DateTime<Utc>, dry_run: bool) -> anyhow::Result<usize> {
+        if dry_run {
+            let n: i64 = self.conn.query_row(
+                "SELECT count(*) FROM ticks WHERE started_at > ?1",
+                [ts(now)],
+                |r| r.get(0),
+            )?;
+            return Ok(n as usize);
+        }
+        Ok(self
+            .conn
+            .execute("DELETE FROM ticks WHERE started_at > ?1", [ts(now)])?)
+    }
 }
