@@ -6,6 +6,7 @@ mod support;
 mod channels;
 mod events;
 mod faults;
+mod hostile;
 mod inbox;
 mod messages;
 mod ops;
