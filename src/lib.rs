@@ -18,6 +18,7 @@ pub mod messages;
 pub mod model;
 pub mod outbox;
 pub mod output;
+pub mod recurrence;
 pub mod reminders;
 pub mod service;
 pub mod store;
