@@ -149,6 +149,17 @@ impl Templates {
         &self.overridden
     }
 
+    /// Only what the in-app row needs: (subject, summary). Notices are stored with these;
+    /// the email bodies are rendered when the message goes out.
+    pub fn render_inbox(&self, ctx: &MessageContext) -> Result<(String, String)> {
+        let view = View::new(ctx)?;
+        let base = format!("{}/{}", ctx.locale.as_str(), ctx.kind.as_str());
+        Ok((
+            one_line(&self.render_one(&format!("{base}.subject.txt"), &view)?),
+            one_line(&self.render_one(&format!("{base}.summary.txt"), &view)?),
+        ))
+    }
+
     pub fn render(&self, ctx: &MessageContext) -> Result<Rendered> {
         let view = View::new(ctx)?;
         let base = format!("{}/{}", ctx.locale.as_str(), ctx.kind.as_str());

@@ -128,7 +128,7 @@ impl<'a> Notifier<'a> {
             custom: None,
         };
         let mc = message_context(self.config, self.reporter, user, &about);
-        let rendered = self.templates.render(&mc)?;
+        let (title, body) = self.templates.render_inbox(&mc)?;
         ops.insert_notice(
             &NewNotice {
                 user_id: user.id,
@@ -138,8 +138,8 @@ impl<'a> Notifier<'a> {
                 event_start: Some(event.starts_at),
                 event_sequence: (kind != Kind::Reminder).then_some(event.sequence),
                 previous_start,
-                title: rendered.subject,
-                body: rendered.summary,
+                title,
+                body,
                 channels: self.channels(user, true),
             },
             self.now,

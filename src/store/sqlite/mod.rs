@@ -90,8 +90,10 @@ impl SqliteStore {
     /// Run `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken before the
     /// first read, so a decision and its write see the same state. Commits on `Ok`.
     fn with_write<T>(&mut self, f: impl FnOnce(&mut Self) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        // Cached statements: BEGIN and COMMIT run once per message in a busy tick.
         self.conn
-            .execute_batch("BEGIN IMMEDIATE")
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
             .map_err(|e| busy_hint(e, &self.path))?;
         // A panic inside `f` must not leave the connection inside a transaction.
         let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
@@ -102,8 +104,8 @@ impl SqliteStore {
             }
         };
         match result {
-            Ok(value) => match self.conn.execute_batch("COMMIT") {
-                Ok(()) => Ok(value),
+            Ok(value) => match self.conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])) {
+                Ok(_) => Ok(value),
                 Err(e) => {
                     let _ = self.conn.execute_batch("ROLLBACK");
                     Err(busy_hint(e, &self.path))
