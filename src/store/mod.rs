@@ -11,6 +11,7 @@ mod deliveries;
 mod events;
 mod maintenance;
 mod notifications;
+pub mod postgres;
 mod reminders;
 mod ticks;
 mod users;
