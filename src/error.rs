@@ -2,7 +2,8 @@
 //!
 //! Exit codes are decided here only: 0 success, 1 an internal or I/O failure, 2 bad input
 //! (usage, unknown user, malformed time, broken config), 3 a failed health check
-//! (`status`), 4 the database is busy or locked by another writer.
+//! (`status`), 4 the database is busy or locked by another writer (SQLite's busy timeout,
+//! PostgreSQL's `lock_timeout`).
 
 use std::process::ExitCode;
 
@@ -50,6 +51,12 @@ pub fn classify(err: &anyhow::Error) -> u8 {
         }
         if let Some(e) = cause.downcast_ref::<rusqlite::Error>() {
             if is_busy(e) {
+                return EXIT_BUSY;
+            }
+        }
+        // PostgreSQL's lock_timeout ran out (SQLSTATE 55P03): busy, as SQLite's busy timeout.
+        if let Some(e) = cause.downcast_ref::<postgres::Error>() {
+            if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
                 return EXIT_BUSY;
             }
         }

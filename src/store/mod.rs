@@ -10,6 +10,7 @@
 //! Rows are decoded one by one: a value the web app broke becomes a [`BrokenRow`] for that
 //! row alone, reported by the caller, never a panic and never a failed query for everyone.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binary, a real SQLite file, real SMTP and HTTP servers on
 //! 127.0.0.1, and `--now` (NOTIFYCTL_NOW) walking the clock.
 
+mod pgcluster;
 mod support;
 
 mod channels;
@@ -11,5 +12,6 @@ mod inbox;
 mod messages;
 mod ops;
 mod outbox;
+mod pg_connect;
 mod reminders;
 mod users;
