@@ -242,6 +242,13 @@ impl Env {
         conn
     }
 
+    /// Run one SQL statement as the web app would.
+    pub fn exec(&self, sql: &str) {
+        self.sql()
+            .execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     pub fn sql(&self) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         conn.busy_timeout(Duration::from_secs(10)).unwrap();
