@@ -101,7 +101,8 @@ fn parse_now(s: &str) -> anyhow::Result<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             user_error(format!(
-                "invalid --now / NOTIFYCTL_NOW '{s}': use RFC 3339 with an offset, like 2030-03-10T09:00:00Z"
+                "invalid --now / NOTIFYCTL_NOW '{}': use RFC 3339 with an offset, like 2030-03-10T09:00:00Z",
+                input::printable(s, 60)
             ))
         })
 }

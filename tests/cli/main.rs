@@ -8,6 +8,7 @@ mod channels;
 mod events;
 mod faults;
 mod hostile;
+mod import;
 mod inbox;
 mod messages;
 mod ops;
