@@ -10,6 +10,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fsperm;
 pub mod input;
 pub mod logging;
 pub mod messages;
@@ -99,8 +100,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = Output::new(g.json).quiet(g.quiet);
     // Commands that need neither config nor database.
     match &cli.command {
-        Command::Completions { shell } => return commands::docs::completions(*shell, &out),
-        Command::Man => return commands::docs::man(&out),
+        Command::Completions { shell } => {
+            let result = commands::docs::completions(*shell, &out);
+            return out.finish(result);
+        }
+        Command::Man { dir } => {
+            let result = commands::docs::man(dir.as_deref(), &out);
+            return out.finish(result);
+        }
         _ => {}
     }
     let clock = match &g.now {
@@ -110,7 +117,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(g.config.as_deref())?;
     let db_path = g.db.clone().unwrap_or_else(|| config.database.path.clone());
     let ctx = Ctx::new(config, db_path, clock, out);
-    commands::dispatch(&ctx, cli.command)
+    let result = commands::dispatch(&ctx, cli.command);
+    // Output lost to a failed stdout write is a failure too (a closed pipe is not).
+    ctx.out.finish(result)
 }
 
 fn parse_now(s: &str) -> anyhow::Result<DateTime<Utc>> {

@@ -51,7 +51,9 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Prune { older_than, dry_run } => prune::run(ctx, &older_than, dry_run),
         Command::Config(cmd) => config::run(ctx, cmd),
         Command::Demo { keep } => demo::run(ctx, keep),
-        Command::Completions { .. } | Command::Man => unreachable!("handled before the config is loaded"),
+        Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("handled before the config is loaded")
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin;
 mod events;
 mod faults;
 mod inbox;
