@@ -63,6 +63,11 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
 ];
 
+/// The exit code of a command line clap refused (usage) or answered itself (--help, --version).
+pub fn clap_exit_code(err: &clap::Error) -> ExitCode {
+    ExitCode::from(if err.use_stderr() { EXIT_USAGE } else { EXIT_OK })
+}
+
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(classify(err))
 }

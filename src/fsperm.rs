@@ -17,7 +17,7 @@
 // it); none of the Unix checks apply.
 #![cfg_attr(not(unix), allow(dead_code))]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The setgid bit of a directory: files created inside take the directory's group.
 pub const SETGID: u32 = 0o2000;
@@ -60,6 +60,7 @@ fn dir_mode(_dir: &Path) -> Option<u32> {
 /// they exist (read and write), and the directory (write, to create them) when they do not.
 #[cfg(unix)]
 pub fn explain_open_failure(db: &Path) -> Option<String> {
+    use std::path::PathBuf;
     let dir = match db.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::process::ExitCode;
 
 use clap::Parser;
-use notifyctl::error::{exit_code, OutputFailed};
+use notifyctl::error::{clap_exit_code, exit_code, OutputFailed};
 use notifyctl::output::stderr_line;
 
 fn main() -> ExitCode {
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
                 Err(io) if !e.use_stderr() && io.kind() != ErrorKind::BrokenPipe => {
                     report(OutputFailed(io).into())
                 }
-                _ => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
+                _ => clap_exit_code(&e),
             };
         }
     };
