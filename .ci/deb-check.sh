@@ -80,7 +80,7 @@ summary=$(nc --now 2030-03-10T09:00:00Z --json check-reminders)
 grep -Eq '"sent": 2' <<<"$summary" || die "tick summary: $summary"
 ls /var/lib/notifyctl/outbox/*.eml >/dev/null || die "no .eml in /var/lib/notifyctl/outbox"
 # The packaged unit as systemd would start it (ExecStartPre init, then the tick).
-# shellcheck source=unit-sim.sh
+# shellcheck source=SCRIPTDIR/unit-sim.sh
 SYSROOT=""
 source .ci/unit-sim.sh
 simulate_unit "$unit" || die "the packaged unit's start failed"

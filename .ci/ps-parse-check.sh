@@ -7,7 +7,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=$(mktemp -d)
 trap 'rm -rf "$venv"' EXIT
-python3 -m venv "$venv"
+if ! python3 -m venv "$venv" 2>/dev/null; then
+    # Debian's python3 needs python3-venv for this.
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$venv" && mkdir -p "$venv"
+    python3 -m venv "$venv"
+fi
 "$venv/bin/pip" install -q --disable-pip-version-check tree-sitter==0.26.1 tree-sitter-powershell==0.26.4
 "$venv/bin/python" - "$root"/contrib/windows/*.ps1 <<'PY'
 import sys

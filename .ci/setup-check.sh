@@ -40,7 +40,7 @@ for d in usr/local/bin usr/local/share/man etc/bash_completion.d etc/cron.d etc/
     mkdir -p "$SYSROOT/$d"
 done
 export SYSROOT
-# shellcheck source=unit-sim.sh
+# shellcheck source=SCRIPTDIR/unit-sim.sh
 source .ci/unit-sim.sh
 created_user=no
 cleanup() {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell functions for .ci/setup-check.sh and .ci/deb-check.sh (source this file).
 #
 # reroot: rewrites the absolute paths of an installation (/usr/local/bin, /var/lib/notifyctl,
