@@ -31,10 +31,43 @@ macro_rules! bail_user {
 #[error("{0}")]
 pub struct CheckFailed(pub String);
 
+/// Writing the command's output to stdout failed (not a closed pipe, which is fine): the
+/// user did not get what they asked for, so the run is not a success.
+#[derive(Debug, thiserror::Error)]
+#[error("writing to standard output: {0}")]
+pub struct OutputFailed(pub std::io::Error);
+
+pub const EXIT_OK: u8 = 0;
 pub const EXIT_INTERNAL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CHECK: u8 = 3;
 pub const EXIT_BUSY: u8 = 4;
+
+/// Every exit code and its meaning, as the man page's EXIT STATUS section shows them.
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (
+        EXIT_OK,
+        "Success. A tick whose failed deliveries will be retried also exits 0 and says so in its summary.",
+    ),
+    (
+        EXIT_INTERNAL,
+        "An internal or I/O failure, including output that could not be written to stdout.",
+    ),
+    (
+        EXIT_USAGE,
+        "Bad input: usage, unknown user, malformed time, broken config, missing database or secret.",
+    ),
+    (EXIT_CHECK, "A failed check (status, config check)."),
+    (
+        EXIT_BUSY,
+        "The database stayed locked by another writer past [database] busy_timeout; nothing was changed.",
+    ),
+];
+
+/// The exit code of a command line clap refused (usage) or answered itself (--help, --version).
+pub fn clap_exit_code(err: &clap::Error) -> ExitCode {
+    ExitCode::from(if err.use_stderr() { EXIT_USAGE } else { EXIT_OK })
+}
 
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(classify(err))
@@ -48,6 +81,9 @@ pub fn classify(err: &anyhow::Error) -> u8 {
         }
         if cause.is::<CheckFailed>() {
             return EXIT_CHECK;
+        }
+        if cause.is::<OutputFailed>() {
+            return EXIT_INTERNAL;
         }
         if let Some(e) = cause.downcast_ref::<rusqlite::Error>() {
             if is_busy(e) {

@@ -5,6 +5,10 @@
 //! where the database is) and dispatches; the use cases live in `service/`, the pure
 //! decisions in `reminders.rs`, the delivery loop in `outbox.rs`, the SQL in `store/`.
 
+// Writing goes through output.rs (stdout) and output::stderr_line (stderr): the print
+// macros panic when the write fails.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod channels;
 pub mod cli;
 pub mod clock;
@@ -12,6 +16,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod fsperm;
 pub mod input;
 pub mod logging;
 pub mod messages;
@@ -74,8 +79,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let out = Output::new(g.json).quiet(g.quiet);
     // Commands that need neither config nor database.
     match &cli.command {
-        Command::Completions { shell } => return commands::docs::completions(*shell, &out),
-        Command::Man => return commands::docs::man(&out),
+        Command::Completions { shell } => {
+            let result = commands::docs::completions(*shell, &out);
+            return out.finish(result);
+        }
+        Command::Man { dir } => {
+            let result = commands::docs::man(dir.as_deref(), &out);
+            return out.finish(result);
+        }
         _ => {}
     }
     let clock = match &g.now {
@@ -93,7 +104,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         clock,
         out,
     };
-    commands::dispatch(&ctx, cli.command)
+    let result = commands::dispatch(&ctx, cli.command);
+    // Output lost to a failed stdout write is a failure too (a closed pipe is not).
+    ctx.out.finish(result)
 }
 
 fn parse_now(s: &str) -> anyhow::Result<DateTime<Utc>> {

@@ -4,6 +4,7 @@
 mod pgcluster;
 mod support;
 
+mod admin;
 mod channels;
 mod events;
 mod faults;
