@@ -57,10 +57,21 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
         EXIT_USAGE,
         "Bad input: usage, unknown user, malformed time, broken config, missing database or secret.",
     ),
-    (EXIT_CHECK, "A failed check (status, config check)."),
+    (
+        EXIT_CHECK,
+        "A failed check (status, config check), or a tick that finished but needs a person: deliveries went dead, a channel could not be used, the clock is behind the last tick, or history was left for the next tick.",
+    ),
     (
         EXIT_BUSY,
         "The database stayed locked by another writer past [database] busy_timeout; nothing was changed.",
+    ),
+    (
+        130,
+        "Stopped by Ctrl-C (SIGINT) at a safe point: the message in flight was finished, the rest given back.",
+    ),
+    (
+        143,
+        "Stopped by SIGTERM (systemctl stop, shutdown) at a safe point, likewise. A second signal stops at once.",
     ),
 ];
 
@@ -70,6 +81,13 @@ pub fn clap_exit_code(err: &clap::Error) -> ExitCode {
 }
 
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+    if let Some(i) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::interrupt::Interrupted>())
+    {
+        // The shell convention for a run stopped by a signal: 128 + its number.
+        return ExitCode::from(u8::try_from(128 + i.0).unwrap_or(EXIT_INTERNAL));
+    }
     ExitCode::from(classify(err))
 }
 

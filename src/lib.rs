@@ -18,6 +18,7 @@ pub mod error;
 pub mod files;
 pub mod fsperm;
 pub mod input;
+pub mod interrupt;
 pub mod logging;
 pub mod messages;
 pub mod model;

@@ -14,6 +14,7 @@ use crate::Ctx;
 const LISTED: usize = 100;
 
 pub fn run(ctx: &Ctx, cmd: ImportCmd) -> anyhow::Result<()> {
+    crate::interrupt::install();
     let mut service = ctx.service()?;
     let (what, result) = match cmd {
         ImportCmd::Users { file } => ("users", service.import_users(&file)),

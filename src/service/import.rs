@@ -496,6 +496,7 @@ impl Service {
         )> = Vec::new();
         let mut count = 0;
         for row in rows(path, &EVENT_COLUMNS)? {
+            stop_if_asked()?;
             count += 1;
             let spec = row.and_then(|row| {
                 let draft = event_draft(&row)?;
@@ -546,6 +547,7 @@ impl Service {
             let mut links = links.iter();
             let mut zones = zones.clone();
             for (done, row) in rows(path, &EVENT_COLUMNS)?.enumerate() {
+                stop_if_asked()?;
                 progress(done, count);
                 let Ok(row) = row else { continue };
                 if problems.lines.contains(&row.line) {
@@ -618,6 +620,14 @@ fn resolve_with(
     zones: &mut HashMap<String, chrono_tz::Tz>,
 ) -> Result<ResolvedEvent, super::FieldError> {
     super::booking::resolve(config, ops, draft, zones)
+}
+
+/// A termination signal stops an import between rows; nothing is written.
+fn stop_if_asked() -> anyhow::Result<()> {
+    match crate::interrupt::requested() {
+        Some(signal) => Err(crate::interrupt::Interrupted(signal).into()),
+        None => Ok(()),
+    }
 }
 
 /// Rows refused inside the write transaction (which is then rolled back).
