@@ -155,48 +155,78 @@ def bench_idle(tmp, n, runs, rows):
     return db
 
 
-def bench_busy(tmp, runs, rows):
-    """10,000 due reminders: 5,000 events starting 30 minutes after NOW, 2 participants."""
+def due_db(path, events):
+    """`events` events starting 30 minutes after NOW, 2 participants each (Europe/Paris,
+    French): their 30-minute reminders are all due at NOW."""
+    make_db(path, 0, users=max(2 * events, 2))
+    conn = sqlite3.connect(path)
+    start = "2030-03-20T12:30:00Z"
+    created = "2030-03-01T00:00:00Z"
+    conn.executemany(
+        "INSERT INTO events (id, title, starts_at, ends_at, status, sequence, armed_at, created_at, updated_at, video_url)"
+        " VALUES (?, ?, ?, '2030-03-20T13:30:00Z', 'scheduled', 0, ?, ?, ?, ?)",
+        ((i + 1, f"Session {i}", start, created, created, created, f"https://meet.jit.si/notifyctl-{i:032x}") for i in range(events)),
+    )
+    conn.executemany(
+        "INSERT INTO participants (event_id, user_id, role, added_at) VALUES (?, ?, 'participant', ?)",
+        ((i + 1, 2 * i + 1 + k, created) for i in range(events) for k in (0, 1)),
+    )
+    conn.commit()
+    conn.close()
+
+
+def real_message(tmp):
+    """One reminder exactly as the busy tick sends it (multipart text + HTML + .ics)."""
+    db = os.path.join(tmp, "message.db")
+    due_db(db, 1)
+    config = write_config(tmp, '[email]\ntransport = "file"\n')
+    run(["check-reminders"], base_env(db, config))
+    outbox = os.path.join(tmp, "outbox")
+    name = sorted(n for n in os.listdir(outbox) if n.endswith(".eml"))[-1]
+    with open(os.path.join(outbox, name), "rb") as f:
+        return f.read()
+
+
+def bench_busy(tmp, runs, rows, due_reminders=10_000, connections=1):
+    """`due_reminders` reminders due in one tick, created and sent to smtp-sink."""
     sink, port = start_smtp_sink()
     try:
         walls, rsses, rates = [], [], []
         for r in range(runs):
-            db = os.path.join(tmp, f"busy-{r}.db")
-            make_db(db, 0, users=10_000)
-            conn = sqlite3.connect(db)
-            start = "2030-03-20T12:30:00Z"  # NOW + 30 minutes: the 30-minute reminders are due
-            created = "2030-03-01T00:00:00Z"
-            conn.executemany(
-                "INSERT INTO events (id, title, starts_at, ends_at, status, sequence, armed_at, created_at, updated_at)"
-                " VALUES (?, ?, ?, '2030-03-20T13:30:00Z', 'scheduled', 0, ?, ?, ?)",
-                ((i + 1, f"Session {i}", start, created, created, created) for i in range(5000)),
-            )
-            conn.executemany(
-                "INSERT INTO participants (event_id, user_id, role, added_at) VALUES (?, ?, 'participant', ?)",
-                ((i + 1, 2 * i + 1 + k, created) for i in range(5000) for k in (0, 1)),
-            )
-            conn.commit()
-            conn.close()
+            db = os.path.join(tmp, f"busy-{due_reminders}-{r}.db")
+            due_db(db, due_reminders // 2)
             config = write_config(
                 tmp,
                 f'[tick]\nmax_runtime = "10m"\n[email]\ntransport = "smtp"\n'
-                f'[email.smtp]\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\n',
+                f'[email.smtp]\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\nconnections = {connections}\n',
             )
             wall, rss, out = run(["--json", "check-reminders"], base_env(db, config))
             summary = json.loads(out)
-            if summary["created"] != 10_000 or summary["sent"] != 10_000:
+            if summary["created"] != due_reminders or summary["sent"] != due_reminders:
                 sys.exit(f"busy tick did not send everything: {summary}")
             walls.append(wall)
             rsses.append(rss)
             rates.append(summary["sent"] / wall)
+            os.remove(db)
         rows.append(
             (
-                "busy tick, 10,000 due reminders → smtp-sink",
+                f"busy tick, {due_reminders:,} due reminders → smtp-sink, {connections} connection{'s' if connections > 1 else ''}",
                 f"{statistics.median(walls):.2f} s",
                 f"{statistics.median(rsses):.1f} MiB",
                 f"{statistics.median(rates):,.0f} emails/s (reminders created and sent)",
             )
         )
+        if due_reminders == 10_000 and connections == 1:
+            message = real_message(tmp)
+            waiting, pipelined = sink_ceiling(port, message)
+            rows.append(
+                (
+                    f"smtp-sink's ceiling, the same {len(message) / 1024:.1f} KB message, one connection",
+                    "-",
+                    "-",
+                    f"{waiting:,.0f}/s waiting for each reply, {pipelined:,.0f}/s pipelined (raw Python client)",
+                )
+            )
     finally:
         sink.terminate()
 
@@ -270,6 +300,123 @@ def bench_event_add(tmp, runs, rows):
     rows.append(("event add refused (overlap), 10,000 events", f"{statistics.median(walls) * 1000:.1f} ms", "-", "taken slot, refused"))
 
 
+def bench_floor(tmp, db, rows, runs):
+    """What the idle tick is compared with: opening the same file with the sqlite3 CLI, and
+    notifyctl's own start (`--version`: dynamic linking, argument parsing, nothing else)."""
+    if shutil.which("sqlite3"):
+        times = []
+        for _ in range(max(runs, 5)):
+            t = time.perf_counter()
+            subprocess.run(["sqlite3", db, "SELECT count(*) FROM ticks"], capture_output=True, check=True)
+            times.append(time.perf_counter() - t)
+        rows.append(("sqlite3 CLI opening the 1,000,000-event file", f"{statistics.median(times) * 1000:.1f} ms", "-", "the floor for the idle tick"))
+    wall, rss, _ = median_run(["--version"], base_env(db), max(runs, 5))
+    rows.append(("notifyctl --version", f"{wall * 1000:.1f} ms", f"{rss:.1f} MiB", "process start alone"))
+
+
+def events_jsonl(path, n, users):
+    """`n` events, two participants each among `users` users, never overlapping."""
+    with open(path, "w") as f:
+        for i in range(n):
+            a = (2 * i) % users + 1
+            f.write(
+                json.dumps(
+                    {
+                        "title": f"Session {i}",
+                        "start": iso(T0 + i * 1800),
+                        "duration": "30m",
+                        "video": "none",
+                        "participants": [f"user{a - 1}@example.org:mentor", f"user{a}@example.org"],
+                    }
+                )
+                + "\n"
+            )
+
+
+def bench_import(tmp, n, rows):
+    db = os.path.join(tmp, f"import-{n}.db")
+    make_db(db, 0, users=10_000)
+    path = os.path.join(tmp, f"events-{n}.jsonl")
+    events_jsonl(path, n, 10_000)
+    config = write_config(tmp, '[email]\ntransport = "none"\n[video]\nprovider = "none"\n')
+    wall, rss, out = run(["--json", "import", "events", path], base_env(db, config))
+    imported = json.loads(out)["imported"]
+    if imported != n:
+        sys.exit(f"import did not import everything: {imported}")
+    rows.append((f"import events, {n:,} events (JSONL, 2 participants each)", f"{wall:.1f} s", f"{rss:.1f} MiB", f"{n / wall:,.0f} events/s, validation and overlap check on"))
+
+
+def bench_long_history(tmp, runs, rows):
+    """`event add` for a participant who already has 100,000 events."""
+    db = os.path.join(tmp, "history.db")
+    make_db(db, 0, users=2)
+    path = os.path.join(tmp, "history.jsonl")
+    with open(path, "w") as f:
+        for i in range(100_000):
+            f.write(json.dumps({"title": f"E{i}", "start": iso(T0 + i * 7200), "duration": "1h", "video": "none", "participants": ["user0@example.org"]}) + "\n")
+    config = write_config(tmp, '[email]\ntransport = "none"\n[video]\nprovider = "none"\n')
+    env = base_env(db, config)
+    run(["import", "events", path], env)
+    walls, rsses = [], []
+    for r in range(runs):
+        start = iso(T0 + 50_000 * 7200 + 3600 + r * 60)  # a free slot in the middle
+        wall, rss, _ = run(["event", "add", "--title", "new", "--start", start, "--duration", "1m", "--participant", "1"], env)
+        walls.append(wall)
+        rsses.append(rss)
+    rows.append(("event add + overlap check, participant with 100,000 events", f"{statistics.median(walls) * 1000:.1f} ms", f"{statistics.median(rsses):.1f} MiB", "free slot, accepted"))
+
+
+def bench_listings(tmp, rows):
+    """Streaming listings on 200,000 events: memory must not grow with the window."""
+    db = os.path.join(tmp, "listings.db")
+    make_db(db, 200_000)
+    config = write_config(tmp, '[email]\ntransport = "none"\n')
+    env = base_env(db, config, now=iso(T0 - 3600))
+    for label, args in [
+        ("plan --next 3650d, 200,000 events", ["--json", "plan", "--next", "3650d"]),
+        ("event list, 200,000 events", ["--json", "event", "list"]),
+    ]:
+        wall, rss, out = run(args, env)
+        rows.append((label, f"{wall:.1f} s", f"{rss:.1f} MiB", f"{len(out) / 1e6:,.0f} MB of JSON streamed"))
+
+
+def sink_ceiling(port, message, seconds=3.0):
+    """The sink's own ceiling: a minimal raw-socket client on one connection, waiting for
+    each reply, then with MAIL/RCPT/DATA pipelined (RFC 2920)."""
+    body = message.replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\n"
+    results = []
+    for pipelined in (False, True):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        f = s.makefile("rb")
+
+        def reply():
+            while True:
+                line = f.readline()
+                if len(line) < 4 or line[3:4] != b"-":
+                    return line
+
+        reply()
+        s.sendall(b"EHLO bench\r\n")
+        reply()
+        n = 0
+        t = time.perf_counter()
+        while time.perf_counter() - t < seconds:
+            if pipelined:
+                s.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+                reply(), reply(), reply()
+            else:
+                for cmd in (b"MAIL FROM:<a@example.org>\r\n", b"RCPT TO:<b@example.org>\r\n", b"DATA\r\n"):
+                    s.sendall(cmd)
+                    reply()
+            s.sendall(body)
+            reply()
+            n += 1
+        results.append(n / (time.perf_counter() - t))
+        s.close()
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -277,12 +424,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="sizes 10000 only, 3 runs")
     ap.add_argument(
         "--only",
-        default="idle,inbox,event-add,busy",
-        help="comma-separated subset of: idle, inbox, event-add, busy (e.g. --only busy)",
+        default="idle,inbox,event-add,busy,import,history,listings",
+        help="comma-separated subset of: idle, inbox, event-add, busy, import, history, listings",
     )
     args = ap.parse_args()
     only = {o.strip() for o in args.only.split(",") if o.strip()}
-    unknown = only - {"idle", "inbox", "event-add", "busy"}
+    unknown = only - {"idle", "inbox", "event-add", "busy", "import", "history", "listings"}
     if unknown:
         sys.exit(f"--only: unknown benchmark(s): {', '.join(sorted(unknown))}")
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
@@ -292,14 +439,27 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if "idle" in only:
+            db = None
             for n in sizes:
-                bench_idle(tmp, n, runs, rows)
+                db = bench_idle(tmp, n, runs, rows)
+            if db:
+                bench_floor(tmp, db, rows, runs)
+        if "import" in only:
+            for n in [100_000] if args.quick else [100_000, 1_000_000]:
+                bench_import(tmp, n, rows)
+        if "history" in only:
+            bench_long_history(tmp, runs, rows)
+        if "listings" in only:
+            bench_listings(tmp, rows)
         if "inbox" in only:
             bench_inbox(tmp, runs, rows)
         if "event-add" in only:
             bench_event_add(tmp, runs, rows)
         if "busy" in only:
-            bench_busy(tmp, runs if not args.quick else 1, rows)
+            busy_runs = runs if not args.quick else 1
+            for connections in (1, 2, 4):
+                bench_busy(tmp, busy_runs, rows, 10_000, connections)
+            bench_busy(tmp, 1, rows, 100_000, 1)
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:

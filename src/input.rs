@@ -262,7 +262,22 @@ pub fn parse_mailbox(s: &str) -> Result<lettre::message::Mailbox, String> {
 
 /// Format an instant the way the JSON output and the database store it.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    // Written directly: chrono's `format` parses its pattern on every call, and this runs
+    // for every stored instant (a good share of an import's time).
+    let mut s = String::with_capacity(20);
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    s
 }
 
 #[cfg(test)]
@@ -366,5 +381,25 @@ mod tests {
         assert!(validate_email(&format!("{}@example.org", "a".repeat(250))).is_err());
         assert!(validate_email("ana.maria+tag@mail.example.co.uk").is_ok());
         assert!(validate_email("jose@exámple.org").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod rfc3339_tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_chrono_for_every_form() {
+        for s in [
+            "2030-03-10T08:30:00Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "1969-12-31T23:59:59Z",
+            "2024-02-29T12:00:05Z",
+        ] {
+            let t = DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+            assert_eq!(rfc3339(t), t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            assert_eq!(rfc3339(t), s);
+        }
     }
 }

@@ -237,6 +237,13 @@ pub trait EventOps {
     /// Participants changed: calendars need a new sequence number.
     fn bump_sequence(&mut self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()>;
     fn cancel_event(&mut self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()>;
+    /// Many events and participants are about to be written by notifyctl itself, in this
+    /// transaction (an import): the backend may suspend the per-row work it does for rows
+    /// others write (SQLite's triggers) and do the equivalent directly, until
+    /// `bulk_writes(false)` (or the transaction's end). The default does nothing.
+    fn bulk_writes(&mut self, _on: bool) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// Events by start time, with their participants.
     fn list_events(
         &mut self,

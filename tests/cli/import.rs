@@ -217,3 +217,54 @@ fn no_video_meeting_is_left_for_what_was_not_written() {
     let shown = env.json(&["event", "list", "--from", "2030-06-01T00:00:00Z"]);
     assert_eq!(shown[0]["video_url"], "https://whereby.example/room");
 }
+
+/// The import writes in bulk with the schema's triggers suspended inside its transaction;
+/// they are back afterwards, whether it committed or was refused, and the double-booking
+/// index it kept directly is the one the triggers keep.
+#[test]
+fn after_an_import_the_schemas_guards_are_back_and_the_index_is_whole() {
+    let env = env_with_users();
+    let triggers = |env: &Env| -> i64 {
+        env.sql()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let before = triggers(&env);
+    assert!(before >= 10);
+    write(&env, "bad.csv", "title,start,participants\nA,2030-03-10T10:00:00Z,ana@example.org\nB,2030-03-10T10:30:00Z,ana@example.org\n");
+    env.fails(&["import", "events", "bad.csv"], 2);
+    assert_eq!(triggers(&env), before, "after a refused import");
+    write(&env, "good.csv", "title,start,participants\nA,2030-03-10T10:00:00Z,ana@example.org;bob@example.com\nB,2030-03-11T10:00:00Z,ana@example.org\n");
+    assert_eq!(env.json(&["import", "events", "good.csv"])["imported"], 2);
+    assert_eq!(triggers(&env), before, "after a good one");
+    let conn = env.sql();
+    let index: Vec<(i64, i64, i64, i64)> = conn
+        .prepare("SELECT s.event_id, s.user_id, b.hour_lo, b.hour_hi FROM busy_slots s JOIN busy_index b ON b.id = s.id ORDER BY 1, 2")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // Rebuilt by the triggers (an update of each event's times fires them): the same.
+    conn.execute_batch("UPDATE events SET starts_at = starts_at || '', ends_at = ends_at || ''")
+        .unwrap();
+    let rebuilt: Vec<(i64, i64, i64, i64)> = conn
+        .prepare("SELECT s.event_id, s.user_id, b.hour_lo, b.hour_hi FROM busy_slots s JOIN busy_index b ON b.id = s.id ORDER BY 1, 2")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(index.len(), 3);
+    assert_eq!(index, rebuilt);
+    // The instants guard works again on the app's own writes.
+    let err = conn
+        .execute_batch("UPDATE events SET starts_at = 'later', ends_at = 'whenever' WHERE id = 1")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("events.starts_at must be a time"), "{err}");
+}

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Row};
 
-use super::{broken, ts, Cols, SqliteStore};
+use super::{broken, ts, Bulk, Cols, SqliteStore};
 use crate::model::{Event, EventStatus, Participant};
 use crate::store::{BrokenRow, Each, EventChanges, EventFilter, EventOps, NewEvent, Overlap};
 
@@ -32,7 +32,50 @@ fn decode(r: &Row) -> Result<Event, BrokenRow> {
     })
 }
 
+/// The busy index's hours (schema step 4): an event occupies [floor(start), ceil(end)).
+fn start_hour(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(3600)
+}
+
+fn end_hour(t: DateTime<Utc>) -> i64 {
+    (t.timestamp() + 3599).div_euclid(3600)
+}
+
+/// The tables whose triggers a bulk write suspends.
+const BULK_TABLES: &str = "'users', 'events', 'participants'";
+
 impl SqliteStore {
+    /// Suspend the triggers on users, events and participants inside the current
+    /// transaction (see `EventOps::bulk_writes`); their SQL is kept to restore them.
+    fn begin_bulk(&mut self) -> anyhow::Result<()> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ({BULK_TABLES})"
+        ))?;
+        let triggers: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        drop(stmt);
+        for (name, _) in &triggers {
+            self.conn
+                .execute_batch(&format!("DROP TRIGGER \"{}\"", name.replace('"', "\"\"")))?;
+        }
+        self.bulk = Some(Bulk {
+            triggers: triggers.into_iter().map(|(_, sql)| sql).collect(),
+            last_event: None,
+        });
+        Ok(())
+    }
+
+    /// Restore the suspended triggers (before the commit).
+    pub(super) fn end_bulk(&mut self) -> anyhow::Result<()> {
+        if let Some(bulk) = self.bulk.take() {
+            for sql in &bulk.triggers {
+                self.conn.execute_batch(sql)?;
+            }
+        }
+        Ok(())
+    }
+
     fn participants(&self, event_id: i64) -> anyhow::Result<Vec<Participant>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.user_id, u.email, u.name, p.role FROM participants p
@@ -73,7 +116,11 @@ impl EventOps for SqliteStore {
                 e.video_url,
                 ts(now)
             ])?;
-        Ok(self.conn.last_insert_rowid())
+        let id = self.conn.last_insert_rowid();
+        if let Some(bulk) = self.bulk.as_mut() {
+            bulk.last_event = Some((id, start_hour(e.starts_at), end_hour(e.ends_at)));
+        }
+        Ok(id)
     }
 
     fn add_participant(
@@ -89,6 +136,25 @@ impl EventOps for SqliteStore {
                 "INSERT OR IGNORE INTO participants (event_id, user_id, role, added_at) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![event_id, user_id, role, ts(now)])?;
+        // In a bulk write the busy-index trigger is suspended: keep the index directly.
+        if n == 1 {
+            if let Some((_, from, to)) = self
+                .bulk
+                .as_ref()
+                .and_then(|b| b.last_event)
+                .filter(|(id, _, _)| *id == event_id)
+            {
+                self.conn
+                    .prepare_cached("INSERT INTO busy_slots (event_id, user_id) VALUES (?1, ?2)")?
+                    .execute(params![event_id, user_id])?;
+                let slot = self.conn.last_insert_rowid();
+                self.conn
+                    .prepare_cached("INSERT INTO busy_index VALUES (?1, ?2, ?2, ?3, ?4)")?
+                    .execute(params![slot, user_id, from, to])?;
+            } else if self.bulk.is_some() {
+                anyhow::bail!("bulk write: participant added to an event other than the last one inserted");
+            }
+        }
         Ok(n == 1)
     }
 
@@ -122,9 +188,14 @@ impl EventOps for SqliteStore {
                AND e.status = 'scheduled' AND e.starts_at < ?3 AND e.ends_at > ?2 AND e.id IS NOT ?4
              ORDER BY e.starts_at LIMIT 1",
         )?;
-        let start_hour = start.timestamp().div_euclid(3600);
-        let end_hour = (end.timestamp() + 3599).div_euclid(3600);
-        let mut rows = stmt.query(params![user_id, ts(start), ts(end), except, start_hour, end_hour])?;
+        let mut rows = stmt.query(params![
+            user_id,
+            ts(start),
+            ts(end),
+            except,
+            start_hour(start),
+            end_hour(end)
+        ])?;
         let Some(r) = rows.next()? else {
             return Ok(None);
         };
@@ -234,6 +305,14 @@ impl EventOps for SqliteStore {
             each(event)?;
         }
         Ok(())
+    }
+
+    fn bulk_writes(&mut self, on: bool) -> anyhow::Result<()> {
+        match (on, self.bulk.is_some()) {
+            (true, false) => self.begin_bulk(),
+            (false, true) => self.end_bulk(),
+            _ => Ok(()),
+        }
     }
 
     fn unreadable_events(&mut self, limit: u32) -> anyhow::Result<Vec<BrokenRow>> {
