@@ -118,29 +118,34 @@ impl Templates {
             check_no_stray_overrides(dir)?;
         }
 
+        // Overrides are compiled now, so their syntax errors surface here. The embedded
+        // templates (checked by this module's tests) are compiled on first use: a command
+        // that renders one notice pays for its two or four templates, not all of them.
         let mut overridden = Vec::new();
-        for &(name, source) in EMBEDDED {
-            let replacement = override_dir
+        for &(name, _) in EMBEDDED {
+            let Some(path) = override_dir
                 .map(|dir| dir.join(name))
-                .filter(|path| path.is_file());
-            match replacement {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read template override {}", path.display()))?;
-                    env.add_template_owned(name, text).map_err(|e| {
-                        anyhow!(
-                            "template {name} (override {}) failed to parse: {}",
-                            path.display(),
-                            describe(&e, name)
-                        )
-                    })?;
-                    overridden.push(name.to_string());
-                }
-                None => env.add_template(name, source).map_err(|e| {
-                    anyhow!("built-in template {name} failed to parse: {}", describe(&e, name))
-                })?,
-            }
+                .filter(|path| path.is_file())
+            else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read template override {}", path.display()))?;
+            env.add_template_owned(name, text).map_err(|e| {
+                anyhow!(
+                    "template {name} (override {}) failed to parse: {}",
+                    path.display(),
+                    describe(&e, name)
+                )
+            })?;
+            overridden.push(name.to_string());
         }
+        env.set_loader(|name| {
+            Ok(EMBEDDED
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, source)| source.to_string()))
+        });
         Ok(Templates { env, overridden })
     }
 
