@@ -195,6 +195,9 @@ pub struct SmtpConfig {
     pub timeout: Dur,
     /// EHLO name; empty: this machine's host name.
     pub hello_name: String,
+    /// Connections used at once by a tick (for providers that allow several); each message
+    /// is still committed on its own.
+    pub connections: u32,
 }
 
 impl Default for SmtpConfig {
@@ -207,6 +210,7 @@ impl Default for SmtpConfig {
             password_env: "NOTIFYCTL_SMTP_PASSWORD".into(),
             timeout: Dur::seconds(20),
             hello_name: String::new(),
+            connections: 1,
         }
     }
 }
@@ -343,6 +347,11 @@ impl Config {
         if self.email.max_attempts == 0 {
             return Err(user_error(
                 "invalid config: email.max_attempts must be at least 1",
+            ));
+        }
+        if !(1..=16).contains(&self.email.smtp.connections) {
+            return Err(user_error(
+                "invalid config: email.smtp.connections must be between 1 and 16",
             ));
         }
         if self.tick.batch_size == 0 {

@@ -1,24 +1,35 @@
-//! The outbox loop: claim → prepare → send → record, with exponential backoff.
+//! The outbox loop: claim → prepare → render and send → record, with exponential backoff.
 //!
 //! Guarantees, and where each comes from:
 //! - a delivery is sent by one tick only: claims are taken in a write transaction and
 //!   outcomes are recorded only while the claim is still held (`record_outcome` is fenced
-//!   by the claim's owner);
-//! - nothing is lost: a claim of a tick that died expires and is taken over; a tick that
-//!   runs out of time gives back what it did not send;
-//! - the only duplicate possible is a crash between the server's acceptance and the
-//!   commit right after it, since each outcome is committed on its own;
-//! - each delivery is checked against the data as it is now, just before sending (the
+//!   by the claim's owner); a claim is a lease renewed while the tick works, and no
+//!   exchange with a server outlives it, so no other tick takes over what this one may
+//!   still send;
+//! - nothing is lost: a claim of a tick that died lapses and is taken over; a tick that
+//!   runs out of time or is asked to stop gives back what it did not start;
+//! - each outcome is committed on its own, as soon as the server has answered, so the
+//!   only duplicates possible are the two the README names (a crash between acceptance
+//!   and that commit; no answer after the message was sent);
+//! - each delivery is checked against the data as it is now, just before it goes out (the
 //!   caller's [`Deliverer::prepare`]).
 //!
-//! The loop knows channels only through [`Sender`], and gets its senders from its caller.
+//! Work is split between threads so a tick uses both cores: this thread claims,
+//! re-checks and records (the database has one writer); per channel a few worker threads
+//! render, build and send, each on its own connection (`[email.smtp] connections`, one
+//! for the other channels). The loop knows channels only through [`Sender`], and gets its
+//! senders and its renderer from its caller.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender as Tx, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::channels::{Deadline, Outgoing, SendError, Sender};
+use crate::channels::{Deadline, Outgoing, SendError, Sender, Sent};
 use crate::clock::Clock;
+use crate::messages::{MessageContext, Rendered};
 use crate::store::{self, ClaimRequest, ClaimedDelivery, DeliveryOutcome, Ops, Store, TickSummary};
 
 /// Delay before retry number `attempts` (1-based): base, 2×base, 4×base … capped.
@@ -41,9 +52,17 @@ pub struct Settings {
     pub answer_grace: Duration,
 }
 
+/// A message ready to be rendered and sent: everything about it but its texts, and the
+/// context its texts are rendered from (on a worker thread).
+pub struct Draft {
+    /// `rendered` is filled in by the worker.
+    pub message: Outgoing,
+    pub context: MessageContext,
+}
+
 /// What to do with a claimed delivery, decided just before sending.
 pub enum Prepared {
-    Send(Box<Outgoing>),
+    Send(Box<Draft>),
     /// Not sent and never will be (`superseded`, `expired`).
     Drop {
         status: &'static str,
@@ -53,19 +72,31 @@ pub enum Prepared {
     Dead(String),
 }
 
-/// The caller's side of the loop: checking and building messages, and the senders.
+/// The caller's side of the loop, on this thread: re-checking deliveries.
 pub trait Deliverer {
     /// A new batch was claimed: forget cached event state, it may have changed.
     fn new_batch(&mut self) {}
-    /// Re-check a claimed delivery against the data as it is now and build its message.
+    /// Re-check a claimed delivery against the data as it is now and gather what its
+    /// message is built from.
     fn prepare(
         &mut self,
         ops: &mut dyn Ops,
         delivery: &ClaimedDelivery,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Prepared>;
-    /// The sender of `channel`, built on first use; an error when it cannot be built.
-    fn sender(&mut self, channel: &str) -> anyhow::Result<&mut dyn Sender>;
+}
+
+/// Renders a message's texts.
+pub type Render<'a> = &'a (dyn Fn(&MessageContext) -> anyhow::Result<Rendered> + Sync);
+/// Builds a sender for a channel (one per worker, so one connection each).
+pub type MakeSender<'a> = &'a (dyn Fn(&str) -> anyhow::Result<Box<dyn Sender + Send>> + Sync);
+
+/// The caller's side of the loop, on the worker threads.
+pub struct Workers<'a> {
+    pub render: Render<'a>,
+    pub sender: MakeSender<'a>,
+    /// How many workers (connections) a channel gets.
+    pub connections: &'a (dyn Fn(&str) -> usize + Sync),
 }
 
 /// What needs a person after a run, beyond the counts.
@@ -84,43 +115,102 @@ pub fn run(
     clock: &Clock,
     settings: &Settings,
     deliverer: &mut dyn Deliverer,
+    workers: &Workers,
     deadline: Instant,
     summary: &mut TickSummary,
 ) -> anyhow::Result<Attention> {
-    let mut outbox = Outbox {
-        store,
-        clock,
-        settings,
-        deliverer,
-        down: Vec::new(),
-        attention: Attention::default(),
-        deadline,
-        lease_deadline: deadline,
-    };
-    outbox.run(summary)?;
-    Ok(outbox.attention)
+    let (done_tx, done_rx) = mpsc::channel();
+    let down = Arc::new(Mutex::new(HashSet::new()));
+    std::thread::scope(|scope| {
+        let mut outbox = Outbox {
+            store,
+            clock,
+            settings,
+            deliverer,
+            workers,
+            scope,
+            pools: HashMap::new(),
+            done_tx,
+            done_rx,
+            in_flight: HashMap::new(),
+            down,
+            attention: Attention::default(),
+            deadline,
+            lease_deadline: deadline,
+        };
+        let result = outbox.run(summary);
+        // Whatever happened, wait for the messages in flight and record their outcomes.
+        let drained = outbox.drain(summary);
+        let attention = std::mem::take(&mut outbox.attention);
+        drop(outbox);
+        result.and(drained).map(|_| attention)
+    })
 }
 
-struct Outbox<'a> {
+/// A message handed to a worker.
+struct Job {
+    id: i64,
+    draft: Box<Draft>,
+    deadline: Deadline,
+}
+
+/// What a worker did with a job.
+enum Done {
+    Sent(i64, Sent),
+    Failed(i64, SendError),
+    /// The channel was set aside before the message went out: give the claim back.
+    Skipped(i64),
+    /// The channel's sender could not be built (its settings): give the claim back.
+    Unusable(i64, String),
+    /// The message's texts could not be rendered: dead.
+    Unrenderable(i64, String),
+    /// A bug panicked while building or sending: dead, the others go on.
+    Panicked(i64, String),
+}
+
+/// What this thread remembers about a message in flight.
+struct InFlight {
+    channel: String,
+    attempts: u32,
+    to: String,
+}
+
+/// The workers of one channel.
+struct Pool {
+    jobs: SyncSender<Job>,
+}
+
+/// How many jobs wait per worker: enough to keep it busy while this thread commits.
+const QUEUE_PER_WORKER: usize = 2;
+
+/// How long past its claim's end a tick stops using it (at most a quarter of the claim).
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+
+struct Outbox<'a, 's, 'e> {
     store: &'a mut dyn Store,
     clock: &'a Clock,
     settings: &'a Settings,
     deliverer: &'a mut dyn Deliverer,
+    workers: &'e Workers<'e>,
+    scope: &'s std::thread::Scope<'s, 'e>,
+    pools: HashMap<String, Pool>,
+    done_tx: Tx<Done>,
+    done_rx: Receiver<Done>,
+    in_flight: HashMap<i64, InFlight>,
     /// Channels found unreachable or unusable this tick: their remaining deliveries wait
-    /// for the next.
-    down: Vec<String>,
+    /// for the next. Shared with the workers, which skip them too.
+    down: Arc<Mutex<HashSet<String>>>,
     attention: Attention,
     /// The tick's end: no exchange with a server goes on past it.
     deadline: Instant,
-    /// When this tick's claims lapse, less a margin: no exchange goes on past it either,
-    /// so no other tick can take a delivery over while this one may still send it.
+    /// When this tick's claims lapse, less a margin: no exchange goes on past it either.
     lease_deadline: Instant,
 }
 
-/// How long before its claim lapses a tick stops using it (at most a quarter of the claim).
-const LEASE_MARGIN: Duration = Duration::from_secs(10);
-
-impl Outbox<'_> {
+impl<'a, 's, 'e> Outbox<'a, 's, 'e>
+where
+    'a: 's,
+{
     fn lease_margin(&self) -> Duration {
         LEASE_MARGIN.min(self.settings.claim_timeout.to_std().unwrap_or_default() / 4)
     }
@@ -140,8 +230,7 @@ impl Outbox<'_> {
         }
     }
 
-    /// Why no new message may be started now, if none may: the tick's time is up, or a
-    /// termination signal asked it to stop.
+    /// Why no new message may be started now, if none may.
     fn stop_reason(&self) -> Option<&'static str> {
         if crate::interrupt::requested().is_some() {
             Some("stopping on a termination signal")
@@ -149,6 +238,16 @@ impl Outbox<'_> {
             Some("max runtime reached")
         } else {
             None
+        }
+    }
+
+    fn is_down(&self, channel: &str) -> bool {
+        self.down.lock().map(|d| d.contains(channel)).unwrap_or(true)
+    }
+
+    fn set_down(&self, channel: &str) {
+        if let Ok(mut d) = self.down.lock() {
+            d.insert(channel.to_string());
         }
     }
 
@@ -160,12 +259,17 @@ impl Outbox<'_> {
                 return Ok(());
             }
             let now = self.clock.now();
+            let down: Vec<String> = self
+                .down
+                .lock()
+                .map(|d| d.iter().cloned().collect())
+                .unwrap_or_default();
             let request = ClaimRequest {
                 owner: &s.owner,
                 now,
                 until: now + s.claim_timeout,
                 limit: s.batch_size,
-                skip_channels: &self.down,
+                skip_channels: &down,
             };
             let ids = store::write(&mut *self.store, |ops| ops.claim_due(&request))?;
             self.leased_now();
@@ -175,6 +279,7 @@ impl Outbox<'_> {
             self.deliverer.new_batch();
             let claim_life = s.claim_timeout.to_std().unwrap_or_default();
             for (i, id) in ids.iter().enumerate() {
+                self.record_finished(false, summary)?;
                 // A slow batch must not let the claims lapse (another tick would take the
                 // rest over and send it too): renew when less than half the life is left.
                 if self.lease_deadline.saturating_duration_since(Instant::now()) < claim_life / 2 {
@@ -191,8 +296,10 @@ impl Outbox<'_> {
                 // One delivery's bad data must cost only that delivery, even through a bug
                 // that panics: it is set aside and the batch goes on.
                 let outcome =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.deliver_one(*id, summary)))
-                        .unwrap_or_else(|panic| self.after_panic(*id, panic.as_ref(), summary));
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start_one(*id, summary)))
+                        .unwrap_or_else(|panic| {
+                            self.record_dead(*id, "?", &panic_text(panic.as_ref()), summary)
+                        });
                 if let Err(e) = outcome {
                     // Give back what this tick still holds before failing.
                     let rest = &ids[i..];
@@ -201,6 +308,219 @@ impl Outbox<'_> {
                 }
             }
         }
+    }
+
+    /// Prepare one claimed delivery and hand it to its channel's workers (or record why
+    /// it does not go out).
+    fn start_one(&mut self, id: i64, summary: &mut TickSummary) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        // A row an app broke must not stop the others: it is reported and set aside.
+        let d = match self.store.claimed_delivery(id) {
+            Ok(d) => d,
+            Err(e) => {
+                let error = format!("unreadable row: {e:#}");
+                return self.record_dead(id, "?", &error, summary);
+            }
+        };
+        if self.is_down(&d.channel) {
+            return self.release(id);
+        }
+        let draft = match self.deliverer.prepare(self.store.ops(), &d, now)? {
+            Prepared::Send(draft) => draft,
+            Prepared::Drop { status, reason } => {
+                log::info!("delivery {id} {status}: {reason}");
+                summary.dropped += 1;
+                return self.record(id, &DeliveryOutcome::Dropped { status, reason });
+            }
+            Prepared::Dead(error) => {
+                return self.record_dead(id, &format!("user {}", d.user_id), &error, summary);
+            }
+        };
+        self.in_flight.insert(
+            id,
+            InFlight {
+                channel: d.channel.clone(),
+                attempts: u32::try_from(d.attempts).unwrap_or(u32::MAX).saturating_add(1),
+                to: draft.message.recipient.email.clone(),
+            },
+        );
+        let job = Job {
+            id,
+            draft,
+            deadline: self.send_deadline(),
+        };
+        self.dispatch(&d.channel, job, summary)
+    }
+
+    /// Queue a job for its channel's workers (starting them on first use); while the
+    /// queue is full, record the outcomes that come back meanwhile.
+    fn dispatch(&mut self, channel: &str, mut job: Job, summary: &mut TickSummary) -> anyhow::Result<()> {
+        if !self.pools.contains_key(channel) {
+            let pool = self.start_pool(channel);
+            self.pools.insert(channel.to_string(), pool);
+        }
+        loop {
+            let Some(pool) = self.pools.get(channel) else {
+                anyhow::bail!("no workers for channel {channel}");
+            };
+            match pool.jobs.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(back)) => {
+                    job = back;
+                    self.record_finished(true, summary)?;
+                }
+                Err(TrySendError::Disconnected(_)) => anyhow::bail!("the {channel} workers stopped"),
+            }
+        }
+    }
+
+    fn start_pool(&self, channel: &str) -> Pool {
+        let n = (self.workers.connections)(channel).max(1);
+        let (jobs, queue) = mpsc::sync_channel::<Job>(n * QUEUE_PER_WORKER);
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..n {
+            let queue = Arc::clone(&queue);
+            let done = self.done_tx.clone();
+            let down = Arc::clone(&self.down);
+            let workers = self.workers;
+            let channel = channel.to_string();
+            self.scope
+                .spawn(move || work(&channel, workers, &queue, &done, &down));
+        }
+        Pool { jobs }
+    }
+
+    /// Record the outcomes the workers reported; with `wait`, wait for at least one (or a
+    /// short while) first.
+    fn record_finished(&mut self, wait: bool, summary: &mut TickSummary) -> anyhow::Result<()> {
+        if wait {
+            match self.done_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(done) => self.finished(done, summary)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the workers stopped"),
+            }
+        }
+        while let Ok(done) = self.done_rx.try_recv() {
+            self.finished(done, summary)?;
+        }
+        Ok(())
+    }
+
+    /// Wait for every message in flight and record its outcome.
+    fn drain(&mut self, summary: &mut TickSummary) -> anyhow::Result<()> {
+        while !self.in_flight.is_empty() {
+            match self.done_rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(done) => self.finished(done, summary)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.pools.clear();
+        Ok(())
+    }
+
+    /// Turn a worker's report into the delivery's recorded outcome.
+    fn finished(&mut self, done: Done, summary: &mut TickSummary) -> anyhow::Result<()> {
+        let id = match &done {
+            Done::Sent(id, _)
+            | Done::Failed(id, _)
+            | Done::Skipped(id)
+            | Done::Unusable(id, _)
+            | Done::Unrenderable(id, _)
+            | Done::Panicked(id, _) => *id,
+        };
+        let Some(f) = self.in_flight.remove(&id) else {
+            return Ok(());
+        };
+        let s = self.settings;
+        let now = self.clock.now();
+        let to = f.to.as_str();
+        let attempts = f.attempts;
+        let outcome = match done {
+            Done::Skipped(_) => return self.release(id),
+            Done::Unusable(_, error) => {
+                // A channel that cannot even be set up (a missing secret, a bad setting) is
+                // a problem of the channel, not of this message: its deliveries wait,
+                // without spending an attempt, and the others go on.
+                self.channel_problem(
+                    &f.channel,
+                    format!("the {} channel cannot be used: {error}", f.channel),
+                );
+                return self.release(id);
+            }
+            Done::Unrenderable(_, error) => return self.record_dead(id, to, &error, summary),
+            Done::Panicked(_, error) => return self.record_dead(id, to, &error, summary),
+            Done::Sent(_, sent) => {
+                summary.sent += 1;
+                log::info!("delivery {id} sent by {} to {to}: {}", f.channel, sent.response);
+                DeliveryOutcome::Sent {
+                    message_id: sent.message_id,
+                    response: sent.response,
+                }
+            }
+            Done::Failed(_, SendError::Permanent(error)) => {
+                self.went_dead(id, to, &format!("refused for good: {error}"), summary);
+                DeliveryOutcome::Dead { error }
+            }
+            Done::Failed(_, SendError::Misconfigured(error)) => {
+                // The server refused our settings (a wrong password): not this message's
+                // fault. Set the channel aside, keep the delivery without spending an attempt.
+                self.channel_problem(
+                    &f.channel,
+                    format!("the {} channel was refused: {error}", f.channel),
+                );
+                return self.release(id);
+            }
+            Done::Failed(
+                _,
+                SendError::Temporary(error)
+                | SendError::Unavailable(error)
+                | SendError::Throttled(error, _)
+                | SendError::Unconfirmed(error),
+            ) if attempts >= s.max_attempts => {
+                self.went_dead(id, to, &format!("failed {attempts} times: {error}"), summary);
+                DeliveryOutcome::Dead { error }
+            }
+            Done::Failed(_, SendError::Temporary(error)) => self.retry(id, to, error, attempts, now, summary),
+            Done::Failed(_, SendError::Throttled(error, wait)) => {
+                // Honour the server's Retry-After (at most a day), never sooner than backoff.
+                let asked = TimeDelta::from_std(wait)
+                    .unwrap_or(TimeDelta::days(1))
+                    .min(TimeDelta::days(1));
+                let mut outcome = self.retry(id, to, error, attempts, now, summary);
+                if let DeliveryOutcome::Retry { next_attempt_at, .. } = &mut outcome {
+                    *next_attempt_at = (*next_attempt_at).max(now + asked);
+                }
+                outcome
+            }
+            Done::Failed(_, SendError::Unavailable(error)) => {
+                self.set_down(&f.channel);
+                self.retry(id, to, error, attempts, now, summary)
+            }
+            Done::Failed(_, SendError::Unconfirmed(error)) => {
+                self.set_down(&f.channel);
+                let error = format!(
+                    "no answer after the message was sent, so it may have arrived; the retry may duplicate it: {error}"
+                );
+                self.retry(id, to, error, attempts, now, summary)
+            }
+        };
+        self.record(id, &outcome)
+    }
+
+    fn channel_problem(&mut self, channel: &str, problem: String) {
+        if !self.is_down(channel) || !self.attention.unusable.iter().any(|p| *p == problem) {
+            log::error!("{problem}; its deliveries wait for the next tick");
+        }
+        self.set_down(channel);
+        if !self.attention.unusable.contains(&problem) {
+            self.attention.unusable.push(problem);
+        }
+    }
+
+    fn release(&mut self, id: i64) -> anyhow::Result<()> {
+        let owner = &self.settings.owner;
+        store::write(&mut *self.store, |ops| ops.release_claims(owner, &[id])).map(drop)
     }
 
     fn record(&mut self, id: i64, outcome: &DeliveryOutcome) -> anyhow::Result<()> {
@@ -214,128 +534,20 @@ impl Outbox<'_> {
         Ok(())
     }
 
-    fn deliver_one(&mut self, id: i64, summary: &mut TickSummary) -> anyhow::Result<()> {
-        let s = self.settings;
-        let now = self.clock.now();
-        // A row an app broke must not stop the others: it is reported and set aside.
-        let d = match self.store.claimed_delivery(id) {
-            Ok(d) => d,
-            Err(e) => {
-                let error = format!("unreadable row: {e:#}");
-                self.went_dead(id, "?", &error, summary);
-                return self.record(id, &DeliveryOutcome::Dead { error });
-            }
-        };
-        if self.down.contains(&d.channel) {
-            let owner = &s.owner;
-            return store::write(&mut *self.store, |ops| ops.release_claims(owner, &[id])).map(drop);
-        }
-        let message = match self.deliverer.prepare(self.store.ops(), &d, now)? {
-            Prepared::Send(message) => message,
-            Prepared::Drop { status, reason } => {
-                log::info!("delivery {id} {status}: {reason}");
-                summary.dropped += 1;
-                return self.record(id, &DeliveryOutcome::Dropped { status, reason });
-            }
-            Prepared::Dead(error) => {
-                self.went_dead(id, &format!("user {}", d.user_id), &error, summary);
-                return self.record(id, &DeliveryOutcome::Dead { error });
-            }
-        };
-        let send_deadline = self.send_deadline();
-        let sender = match self.deliverer.sender(&d.channel) {
-            Ok(sender) => sender,
-            Err(e) => {
-                // A channel that cannot even be set up (a missing secret, a bad setting) is
-                // a problem of the channel, not of this message: its deliveries wait,
-                // without spending an attempt, and the others go on.
-                let problem = format!("the {} channel cannot be used: {e:#}", d.channel);
-                log::error!("{problem}; its deliveries wait for the next tick");
-                self.attention.unusable.push(problem);
-                self.down.push(d.channel.clone());
-                let owner = &s.owner;
-                return store::write(&mut *self.store, |ops| ops.release_claims(owner, &[id])).map(drop);
-            }
-        };
-        let result = sender.send(&message, send_deadline);
-        let to = &message.recipient.email;
-        let attempts = u32::try_from(d.attempts).unwrap_or(u32::MAX).saturating_add(1);
-        let outcome = match result {
-            Ok(sent) => {
-                summary.sent += 1;
-                log::info!("delivery {id} sent by {} to {to}: {}", d.channel, sent.response);
-                DeliveryOutcome::Sent {
-                    message_id: sent.message_id,
-                    response: sent.response,
-                }
-            }
-            Err(SendError::Permanent(error)) => {
-                self.went_dead(id, to, &format!("refused for good: {error}"), summary);
-                DeliveryOutcome::Dead { error }
-            }
-            Err(SendError::Misconfigured(error)) => {
-                // The server refused our settings (a wrong password): not this message's
-                // fault. Set the channel aside, keep the delivery without spending an attempt.
-                let problem = format!("the {} channel was refused: {error}", d.channel);
-                log::error!("{problem}; its deliveries wait for the next tick");
-                self.attention.unusable.push(problem);
-                self.down.push(d.channel.clone());
-                let owner = &s.owner;
-                return store::write(&mut *self.store, |ops| ops.release_claims(owner, &[id])).map(drop);
-            }
-            Err(SendError::Unconfirmed(error)) if attempts >= s.max_attempts => {
-                self.went_dead(id, to, &format!("failed {attempts} times: {error}"), summary);
-                DeliveryOutcome::Dead { error }
-            }
-            Err(SendError::Unconfirmed(error)) => {
-                self.down.push(d.channel.clone());
-                let error = format!(
-                    "no answer after the message was sent, so it may have arrived; the retry may duplicate it: {error}"
-                );
-                self.retry(id, to, error, attempts, now, summary)
-            }
-            Err(
-                SendError::Temporary(error) | SendError::Unavailable(error) | SendError::Throttled(error, _),
-            ) if attempts >= s.max_attempts => {
-                self.went_dead(id, to, &format!("failed {attempts} times: {error}"), summary);
-                DeliveryOutcome::Dead { error }
-            }
-            Err(SendError::Temporary(error)) => self.retry(id, to, error, attempts, now, summary),
-            Err(SendError::Throttled(error, wait)) => {
-                // Honour the server's Retry-After (at most a day), never sooner than backoff.
-                let asked = TimeDelta::from_std(wait)
-                    .unwrap_or(TimeDelta::days(1))
-                    .min(TimeDelta::days(1));
-                let mut outcome = self.retry(id, to, error, attempts, now, summary);
-                if let DeliveryOutcome::Retry { next_attempt_at, .. } = &mut outcome {
-                    *next_attempt_at = (*next_attempt_at).max(now + asked);
-                }
-                outcome
-            }
-            Err(SendError::Unavailable(error)) => {
-                self.down.push(d.channel.clone());
-                self.retry(id, to, error, attempts, now, summary)
-            }
-        };
-        self.record(id, &outcome)
-    }
-
-    /// A delivery whose preparation or sending panicked: dead, with the panic's message,
-    /// so it is not retried in a loop and the others go on.
-    fn after_panic(
+    fn record_dead(
         &mut self,
         id: i64,
-        panic: &(dyn std::any::Any + Send),
+        to: &str,
+        error: &str,
         summary: &mut TickSummary,
     ) -> anyhow::Result<()> {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        let error = format!("internal error while sending (please report it): {what}");
-        self.went_dead(id, "?", &error, summary);
-        self.record(id, &DeliveryOutcome::Dead { error })
+        self.went_dead(id, to, error, summary);
+        self.record(
+            id,
+            &DeliveryOutcome::Dead {
+                error: error.to_string(),
+            },
+        )
     }
 
     /// Count and describe a delivery that will not be retried by itself. Logged as a
@@ -368,6 +580,86 @@ impl Outbox<'_> {
             next_attempt_at: now + wait,
         }
     }
+}
+
+/// A worker: takes jobs for one channel, renders and sends them on its own connection,
+/// and reports each outcome. It stops when the queue closes.
+fn work(
+    channel: &str,
+    workers: &Workers,
+    queue: &Mutex<Receiver<Job>>,
+    done: &Tx<Done>,
+    down: &Mutex<HashSet<String>>,
+) {
+    let mut sender: Option<Box<dyn Sender + Send>> = None;
+    loop {
+        let job = match queue.lock() {
+            Ok(q) => q.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let id = job.id;
+        // A channel set aside, a tick out of time or asked to stop: the job goes back
+        // untouched (no attempt spent) for a later tick.
+        let channel_down = down.lock().map(|d| d.contains(channel)).unwrap_or(true);
+        if channel_down || Instant::now() >= job.deadline.exchange || crate::interrupt::requested().is_some()
+        {
+            let _ = done.send(Done::Skipped(id));
+            continue;
+        }
+        if sender.is_none() {
+            match (workers.sender)(channel) {
+                Ok(s) => sender = Some(s),
+                Err(e) => {
+                    let _ = done.send(Done::Unusable(id, format!("{e:#}")));
+                    continue;
+                }
+            }
+        }
+        let Some(s) = sender.as_mut() else { continue };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let Job {
+                mut draft, deadline, ..
+            } = job;
+            match (workers.render)(&draft.context) {
+                Ok(rendered) => draft.message.rendered = rendered,
+                Err(e) => return Done::Unrenderable(id, format!("rendering the message: {e:#}")),
+            }
+            match s.send(&draft.message, deadline) {
+                Ok(sent) => Done::Sent(id, sent),
+                Err(e) => {
+                    // A server that cannot be reached (or refused us) is set aside at once,
+                    // so the jobs already queued behind this one do not try it again.
+                    if matches!(
+                        e,
+                        SendError::Unavailable(_) | SendError::Unconfirmed(_) | SendError::Misconfigured(_)
+                    ) {
+                        if let Ok(mut d) = down.lock() {
+                            d.insert(channel.to_string());
+                        }
+                    }
+                    Done::Failed(id, e)
+                }
+            }
+        }));
+        let report = result.unwrap_or_else(|panic| {
+            // The sender may be half way through an exchange: start afresh.
+            sender = None;
+            Done::Panicked(id, panic_text(panic.as_ref()))
+        });
+        if done.send(report).is_err() {
+            return;
+        }
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("internal error while sending (please report it): {what}")
 }
 
 #[cfg(test)]

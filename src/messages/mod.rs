@@ -157,7 +157,7 @@ pub struct EventInfo {
 }
 
 /// One message in every form it is delivered in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rendered {
     /// Email subject and in-app title; always a single line.
     pub subject: String,

@@ -3,7 +3,6 @@
 //! longer arrive in time expires), rendering it for its recipient, and building the
 //! channels' senders from the settings.
 
-use std::cell::OnceCell;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,14 +11,14 @@ use chrono::{DateTime, Utc};
 
 use super::notices::{message_context, About};
 use super::report::Reporter;
-use super::templates;
 use crate::channels::email::EmailSender;
 use crate::channels::webhook::WebhookSender;
 use crate::channels::{EventRef, Outgoing, Recipient, Sender};
 use crate::config::{Config, Transport};
 use crate::messages::{Kind, Templates};
+use crate::messages::{MessageContext, Rendered};
 use crate::model::{Event, EventStatus, User};
-use crate::outbox::{Deliverer, Prepared};
+use crate::outbox::{Deliverer, Draft, Prepared};
 use crate::store::{ClaimedDelivery, Ops};
 
 /// Why a claimed delivery must not go out any more, if it must not: (status, reason).
@@ -69,37 +68,21 @@ pub fn switched_off(config: &Config, channel: &str, user: &User) -> Option<Strin
     }
 }
 
-/// Prepares claimed deliveries for the tick and holds its senders.
+/// Re-checks claimed deliveries for the tick (on the tick's thread).
 pub struct TickDeliverer<'a> {
     config: &'a Config,
-    templates: &'a OnceCell<Templates>,
     reporter: &'a Reporter,
-    outbox_dir: PathBuf,
-    stdout_to_stderr: bool,
     users: HashMap<i64, Option<User>>,
     events: HashMap<i64, Option<Event>>,
-    email: Option<EmailSender>,
-    webhook: Option<WebhookSender>,
 }
 
 impl<'a> TickDeliverer<'a> {
-    pub fn new(
-        config: &'a Config,
-        templates: &'a OnceCell<Templates>,
-        reporter: &'a Reporter,
-        outbox_dir: PathBuf,
-        stdout_to_stderr: bool,
-    ) -> TickDeliverer<'a> {
+    pub fn new(config: &'a Config, reporter: &'a Reporter) -> TickDeliverer<'a> {
         TickDeliverer {
             config,
-            templates,
             reporter,
-            outbox_dir,
-            stdout_to_stderr,
             users: HashMap::new(),
             events: HashMap::new(),
-            email: None,
-            webhook: None,
         }
     }
 }
@@ -158,12 +141,8 @@ impl Deliverer for TickDeliverer<'_> {
             previous_start: d.previous_start,
             custom: (kind == Kind::Custom).then_some((d.title.as_str(), d.body.as_str())),
         };
-        let mc = message_context(self.config, self.reporter, &user, &about);
-        let rendered = match templates(self.templates, self.config)?.render(&mc) {
-            Ok(r) => r,
-            Err(e) => return Ok(Prepared::Dead(format!("rendering the message: {e:#}"))),
-        };
-        Ok(Prepared::Send(Box::new(Outgoing {
+        let context = message_context(self.config, self.reporter, &user, &about);
+        let message = Outgoing {
             delivery_id: d.id,
             notification_id: d.notification_id,
             kind,
@@ -186,36 +165,45 @@ impl Deliverer for TickDeliverer<'_> {
                 sequence: e.sequence,
                 video_url: e.video_url.clone(),
             }),
-            rendered,
+            // Rendered by the worker that sends it.
+            rendered: Rendered::default(),
             now,
-        })))
+        };
+        Ok(Prepared::Send(Box::new(Draft { message, context })))
     }
+}
 
-    fn sender(&mut self, channel: &str) -> anyhow::Result<&mut dyn Sender> {
+/// What the workers need to build and send messages: shared, read-only.
+pub struct Senders<'a> {
+    pub config: &'a Config,
+    pub templates: &'a Templates,
+    pub outbox_dir: PathBuf,
+    pub stdout_to_stderr: bool,
+}
+
+impl Senders<'_> {
+    /// A sender for `channel`: one per worker, so one connection each.
+    pub fn sender(&self, channel: &str) -> anyhow::Result<Box<dyn Sender + Send>> {
         match channel {
-            "email" => {
-                if self.email.is_none() {
-                    self.email = Some(EmailSender::new(
-                        &self.config.email,
-                        &self.outbox_dir,
-                        self.stdout_to_stderr,
-                    )?);
-                }
-                Ok(self
-                    .email
-                    .as_mut()
-                    .ok_or_else(|| anyhow::anyhow!("no email sender"))?)
-            }
-            "webhook" => {
-                if self.webhook.is_none() {
-                    self.webhook = Some(WebhookSender::new(&self.config.webhook)?);
-                }
-                Ok(self
-                    .webhook
-                    .as_mut()
-                    .ok_or_else(|| anyhow::anyhow!("no webhook sender"))?)
-            }
+            "email" => Ok(Box::new(EmailSender::new(
+                &self.config.email,
+                &self.outbox_dir,
+                self.stdout_to_stderr,
+            )?)),
+            "webhook" => Ok(Box::new(WebhookSender::new(&self.config.webhook)?)),
             other => anyhow::bail!("unknown channel '{other}'"),
         }
+    }
+
+    /// How many workers (connections) a channel gets.
+    pub fn connections(&self, channel: &str) -> usize {
+        match (channel, self.config.email.transport) {
+            ("email", Transport::Smtp) => self.config.email.smtp.connections as usize,
+            _ => 1,
+        }
+    }
+
+    pub fn render(&self, context: &MessageContext) -> anyhow::Result<Rendered> {
+        self.templates.render(context)
     }
 }

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::delivery::TickDeliverer;
+use super::delivery::{Senders, TickDeliverer};
 use super::notices::Notifier;
 use super::report::contain;
-use super::{outbox_dir, Service};
+use super::{outbox_dir, templates, Service};
 use crate::input::rfc3339;
 use crate::model::{Event, EventStatus, Kind, User};
 use crate::outbox;
@@ -319,15 +319,28 @@ impl Service {
             backoff_max: self.config.email.backoff_max.0,
             answer_grace: self.config.tick.answer_grace.std(),
         };
-        let mut deliverer = TickDeliverer::new(
-            &self.config,
-            &self.templates,
-            &self.reporter,
-            outbox_dir(&self.config, &self.location),
-            options.mail_to_stderr,
-        );
+        let mut deliverer = TickDeliverer::new(&self.config, &self.reporter);
+        let senders = Senders {
+            config: &self.config,
+            templates: templates(&self.templates, &self.config)?,
+            outbox_dir: outbox_dir(&self.config, &self.location),
+            stdout_to_stderr: options.mail_to_stderr,
+        };
+        let workers = outbox::Workers {
+            render: &|context| senders.render(context),
+            sender: &|channel| senders.sender(channel),
+            connections: &|channel| senders.connections(channel),
+        };
         let store: &mut dyn Store = &mut *self.store;
-        let attention = outbox::run(store, &self.clock, &settings, &mut deliverer, deadline, summary)?;
+        let attention = outbox::run(
+            store,
+            &self.clock,
+            &settings,
+            &mut deliverer,
+            &workers,
+            deadline,
+            summary,
+        )?;
         progress.problems.extend(attention.unusable);
         progress.dead.extend(attention.dead);
         Ok(self.reporter.take())
