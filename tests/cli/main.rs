@@ -13,5 +13,6 @@ mod messages;
 mod ops;
 mod outbox;
 mod pg_connect;
+mod pg_schema;
 mod reminders;
 mod users;
