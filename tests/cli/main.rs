@@ -9,6 +9,7 @@ mod events;
 mod faults;
 mod hostile;
 mod inbox;
+mod many_hosts;
 mod messages;
 mod ops;
 mod outbox;

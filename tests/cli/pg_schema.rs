@@ -117,9 +117,27 @@ fn btree_gist_already_installed_elsewhere_is_used() {
         env.exec("CREATE EXTENSION btree_gist WITH SCHEMA public");
         env.ok(&["init"]);
         env.ok(&["user", "add", "--email", "ana@example.org", "--name", "Ana"]);
-        env.ok(&["event", "add", "--title", "A", "--start", "2030-03-10T09:00:00Z", "--participant", "1"]);
+        env.ok(&[
+            "event",
+            "add",
+            "--title",
+            "A",
+            "--start",
+            "2030-03-10T09:00:00Z",
+            "--participant",
+            "1",
+        ]);
         let err = env.fails(
-            &["event", "add", "--title", "B", "--start", "2030-03-10T09:30:00Z", "--participant", "1"],
+            &[
+                "event",
+                "add",
+                "--title",
+                "B",
+                "--start",
+                "2030-03-10T09:30:00Z",
+                "--participant",
+                "1",
+            ],
             2,
         );
         assert!(err.contains("already booked"), "{err}");
@@ -166,14 +184,25 @@ fn the_database_owner_runs_init_and_a_role_with_the_readme_grants_runs_the_rest(
         env.at("2030-03-09T09:00:00Z");
         env.ok(&["init"]);
         env.user("ana@example.org", &[]);
-        env.ok(&["event", "add", "--title", "Call", "--start", "2030-03-10T10:00:00Z", "--participant", "1"]);
+        env.ok(&[
+            "event",
+            "add",
+            "--title",
+            "Call",
+            "--start",
+            "2030-03-10T10:00:00Z",
+            "--participant",
+            "1",
+        ]);
         env.ok(&["event", "update", "1", "--start", "2030-03-10T11:00:00Z"]);
         env.at("2030-03-10T10:30:00Z");
         let s = env.tick();
         assert_eq!(s["created"], 1, "{s}");
         env.ok(&["prune", "--older-than", "1d"]);
         // The app role cannot change the schema itself.
-        let err = env.try_exec("DROP TABLE notifyctl.ticks").expect_err("not the owner");
+        let err = env
+            .try_exec("DROP TABLE notifyctl.ticks")
+            .expect_err("not the owner");
         assert!(err.contains("42501"), "{err}");
     });
 }
@@ -204,7 +233,10 @@ fn a_schema_newer_than_the_binary_is_refused() {
         let env = Env::new();
         env.exec("INSERT INTO schema_migrations (version) VALUES (99)");
         let err = env.fails(&["user", "list"], 2);
-        assert!(err.contains("schema version 99") && err.contains("upgrade notifyctl"), "{err}");
+        assert!(
+            err.contains("schema version 99") && err.contains("upgrade notifyctl"),
+            "{err}"
+        );
     });
 }
 
