@@ -428,6 +428,20 @@ mod tests {
     }
 
     #[test]
+    fn a_database_url_must_be_postgres_and_is_shown_masked() {
+        let c = Config::parse("[database]\nurl = \"postgres://app:s3cret@db/bookings\"\n").unwrap();
+        let shown = toml::to_string(&c).unwrap();
+        assert!(
+            shown.contains("postgres://app:***@db/bookings") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let e = Config::parse("[database]\nurl = \"mysql://app:s3cret@db/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("database.url") && !e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_and_bad_values_are_refused() {
         let e = Config::parse("[reminders]\ngrase = \"5m\"")
             .unwrap_err()

@@ -567,3 +567,36 @@ pub struct PruneCounts {
     pub ticks: i64,
     pub reminders: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_means_postgres_and_anything_else_a_file() {
+        for url in ["postgres://u@h/db", "postgresql://u@h/db"] {
+            assert!(matches!(Location::parse(url), Location::Postgres(_)), "{url}");
+        }
+        for path in [
+            "notify.db",
+            "/var/lib/notifyctl/db",
+            "postgres.db",
+            "C:\\data\\n.db",
+        ] {
+            assert!(matches!(Location::parse(path), Location::Sqlite(_)), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_location_never_shows_its_password() {
+        let location = Location::parse("postgres://app:s3cret@db.internal:5433/bookings?sslmode=require");
+        assert_eq!(
+            location.to_string(),
+            "postgres://app:***@db.internal:5433/bookings?sslmode=require"
+        );
+        assert!(!format!("{location:?}").contains("s3cret"));
+        // File transport paths: beside the file, or the current directory.
+        assert_eq!(location.base_dir(), PathBuf::new());
+        assert_eq!(Location::parse("/srv/n.db").base_dir(), PathBuf::from("/srv"));
+    }
+}

@@ -560,3 +560,55 @@ fn concurrent_claims_respect_the_limit_and_never_overlap() {
         assert_eq!(unique.len(), 200);
     });
 }
+
+/// Two hosts whose transactions lock the same rows in opposite orders deadlock; the one
+/// PostgreSQL picks as the victim runs again (its closure a second time) and both commit.
+#[test]
+fn a_deadlocked_transaction_runs_again_and_both_commit() {
+    run_on_postgres(|| {
+        let env = Env::new();
+        env.user("ana@example.org", &[]);
+        env.user("bob@example.com", &[]);
+        let url = env.pg_url.clone().unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = [(1i64, 2i64), (2, 1)]
+            .into_iter()
+            .map(|(first, second)| {
+                let (url, barrier) = (url.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let options = OpenOptions {
+                        mode: OpenMode::Existing,
+                        busy_timeout: Duration::from_secs(10),
+                    };
+                    let mut s = store::open(&Location::parse(&url), options).unwrap();
+                    let mut runs = 0;
+                    store::write(&mut *s, |ops| {
+                        runs += 1;
+                        let rename = |name: &str| store::UserChanges {
+                            name: Some(name.to_string()),
+                            ..Default::default()
+                        };
+                        ops.update_user(first, &rename(&format!("by {first}")))?;
+                        if runs == 1 {
+                            barrier.wait();
+                        }
+                        ops.update_user(second, &rename(&format!("by {first}")))
+                    })
+                    .unwrap();
+                    runs
+                })
+            })
+            .collect();
+        let runs: Vec<i32> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(runs.iter().sum::<i32>(), 3, "one of them ran twice: {runs:?}");
+        // The one that ran again committed last: both rows carry its name.
+        let names: Vec<String> = env
+            .pg()
+            .query("SELECT name FROM users ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(names[0], names[1], "{names:?}");
+    });
+}

@@ -282,7 +282,7 @@ impl PgStore {
             self.failed = true;
         }
         let code = e.code().cloned();
-        let closed = e.is_closed() || e.as_db_error().is_none() && e.code().is_none() && is_io(&e);
+        let closed = e.is_closed() || (e.as_db_error().is_none() && is_io(&e));
         let failure = anyhow::Error::new(DbFailure::new(e));
         let shown = &self.shown;
         match code {
@@ -405,12 +405,21 @@ struct Shown(String);
 
 impl<'a> FromSql<'a> for Shown {
     fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Shown, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Shown(match *ty {
+        let shown = match *ty {
             Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
                 crate::input::printable(&String::from_utf8_lossy(raw), 80)
             }
+            Type::INT8 => i64::from_sql(ty, raw)?.to_string(),
+            Type::INT4 => i32::from_sql(ty, raw)?.to_string(),
+            Type::INT2 => i16::from_sql(ty, raw)?.to_string(),
+            Type::BOOL => bool::from_sql(ty, raw)?.to_string(),
+            Type::TIMESTAMPTZ => match DateTime::<Utc>::from_sql(ty, raw) {
+                Ok(t) => crate::input::rfc3339(t),
+                Err(_) => "<a time out of range>".to_string(),
+            },
             _ => format!("<{} value>", ty.name()),
-        }))
+        };
+        Ok(Shown(shown))
     }
 
     fn from_sql_null(_: &Type) -> Result<Shown, Box<dyn std::error::Error + Sync + Send>> {
