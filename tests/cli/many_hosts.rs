@@ -612,3 +612,46 @@ fn a_deadlocked_transaction_runs_again_and_both_commit() {
         assert_eq!(names[0], names[1], "{names:?}");
     });
 }
+
+/// A tick never waits for a decision another session is making (another host's tick in
+/// the middle of its transaction): it leaves that one to it and goes on.
+#[test]
+fn a_tick_leaves_a_candidate_another_session_is_deciding_and_never_waits() {
+    run_on_postgres(|| {
+        let mut env = Env::new();
+        env.config("[database]\nbusy_timeout = \"10s\"\n");
+        env.at("2030-03-09T09:00:00Z");
+        env.user("ana@example.org", &[]);
+        env.user("bob@example.com", &[]);
+        env.ok(&[
+            "event",
+            "add",
+            "--title",
+            "Call",
+            "--start",
+            "2030-03-10T10:00:00Z",
+            "--participant",
+            "1",
+            "--participant",
+            "2",
+        ]);
+        let mut other = env.pg();
+        other
+            .batch_execute("BEGIN; SELECT * FROM participants WHERE user_id = 1 FOR NO KEY UPDATE")
+            .unwrap();
+        env.at("2030-03-10T09:30:00Z");
+        let started = Instant::now();
+        let s = env.tick();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(s["created"], 1, "bob's; ana's is the other session's: {s}");
+        // That session went away without deciding: the next tick does.
+        other.batch_execute("ROLLBACK").unwrap();
+        env.at("2030-03-10T09:31:00Z");
+        assert_eq!(env.tick()["created"], 1);
+        assert_eq!(env.tick()["created"], 0);
+    });
+}

@@ -1,7 +1,8 @@
 //! Reminder decisions: the candidates the planner looks at and the record of each
 //! decision, sent or skipped, keyed once per (event, recipient, offset, event start).
-//! Ticks on several hosts decide the same candidates; the primary key decides which one
-//! records each decision (`ON CONFLICT DO NOTHING`), and only that one creates the notice.
+//! Ticks on several hosts read the same candidates; each decision is recorded by one of
+//! them (a row lock skipped by the others, and the primary key with `ON CONFLICT DO
+//! NOTHING`), and only that one creates the notice.
 
 use chrono::{DateTime, Utc};
 
@@ -89,9 +90,19 @@ impl ReminderOps for PgStore {
     }
 
     fn record_decision(&mut self, d: &DecisionRecord, now: DateTime<Utc>) -> anyhow::Result<bool> {
+        // The participant's row is locked while its decision is made, and a row another
+        // tick holds is skipped: ticks started together on several hosts each decide
+        // different candidates and never wait for one another (a plain insert would wait
+        // for the other tick's uncommitted row, up to lock_timeout). False, then, means
+        // "another tick recorded it or is recording it now"; should that tick fail, the
+        // decision is still open for the next one.
         let n = self.execute(
-            "INSERT INTO reminders (event_id, user_id, offset_minutes, event_start, outcome, reason, decided_at)
-             VALUES ($1, $2, $3, $4, CASE WHEN $5::text IS NULL THEN 'sent' ELSE 'skipped' END, $5::text, $6)
+            "WITH deciding AS (
+                SELECT 1 FROM participants WHERE event_id = $1 AND user_id = $2
+                   FOR NO KEY UPDATE SKIP LOCKED)
+             INSERT INTO reminders (event_id, user_id, offset_minutes, event_start, outcome, reason, decided_at)
+             SELECT $1, $2, $3, $4, CASE WHEN $5::text IS NULL THEN 'sent' ELSE 'skipped' END, $5::text, $6
+               FROM deciding
              ON CONFLICT DO NOTHING",
             &[
                 &d.event_id,
