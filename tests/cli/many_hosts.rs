@@ -643,8 +643,8 @@ fn a_tick_leaves_a_candidate_another_session_is_deciding_and_never_waits() {
         let started = Instant::now();
         let s = env.tick();
         assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{:?}",
+            started.elapsed() < Duration::from_secs(5),
+            "it did not wait for the lock: {:?}",
             started.elapsed()
         );
         assert_eq!(s["created"], 1, "bob's; ana's is the other session's: {s}");
