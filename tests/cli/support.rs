@@ -82,6 +82,28 @@ pub struct Env {
     envs: Vec<(String, String)>,
 }
 
+/// A test's PostgreSQL database goes with it (`WITH (FORCE)`: a killed tick's session
+/// may linger), so a long run, or one against NOTIFYCTL_TEST_PG_URL, leaves nothing behind.
+impl Drop for Env {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_url.as_deref().and_then(database_name) else {
+            return;
+        };
+        if let Some(pg) = crate::pgcluster::cluster() {
+            let _ = pg
+                .admin()
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// The database a test URL names (`.../NAME?...`), if it is one the tests made.
+fn database_name(url: &str) -> Option<String> {
+    let path = url.split('?').next()?;
+    let name = path.rsplit('/').next()?;
+    name.starts_with("notifyctl_test_").then(|| name.to_string())
+}
+
 impl Env {
     /// A fresh, initialised database and no config (the embedded defaults).
     pub fn new() -> Env {
