@@ -643,11 +643,21 @@ impl SmtpServer {
     }
 
     /// Start on a given port (a server that comes back after being down).
+    /// Once a reserved port is released, another test's outgoing connection (the
+    /// PostgreSQL variants open many) may hold it for a moment: a few tries.
     pub fn start_on(port: u16) -> SmtpServer {
-        SmtpServer::listen(
-            TcpListener::bind(("127.0.0.1", port)).expect("bind smtp port"),
-            SmtpPolicy::default(),
-        )
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(listener) => break listener,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
+                    tries += 1;
+                    thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("bind smtp port {port}: {e}"),
+            }
+        };
+        SmtpServer::listen(listener, SmtpPolicy::default())
     }
 
     fn listen(listener: TcpListener, policy: SmtpPolicy) -> SmtpServer {
