@@ -23,7 +23,7 @@ xmllint --noout "$xml"
   echo "windows xml: $xml must be UTF-16 LE with BOM" >&2; exit 1; }
 echo "windows xml: OK"
 
-for s in "$here/systemd/verify.sh" "$here/../ci/windows-smoke.sh"; do
+for s in "$here/systemd/verify.sh" "$here/../.ci/windows-smoke.sh"; do
   if [ -f "$s" ]; then bash -n "$s"; fi
 done
 echo "contrib verify: OK"

@@ -10,8 +10,10 @@ use crate::error::user_error;
 
 /// Read an instant: RFC 3339 with an offset, or a local time read in `tz`.
 /// A local time that does not exist or happens twice in `tz` (daylight saving) is refused.
-pub fn parse_time(input: &str, tz: Tz) -> anyhow::Result<DateTime<Utc>> {
-    let s = input.trim();
+pub fn parse_time(raw: &str, tz: Tz) -> anyhow::Result<DateTime<Utc>> {
+    let s = raw.trim();
+    // Quoted in errors, shortened and made printable: a 10 MB cell is not echoed whole.
+    let input = printable(s, 60);
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -51,13 +53,14 @@ pub fn parse_time(input: &str, tz: Tz) -> anyhow::Result<DateTime<Utc>> {
 }
 
 /// Read a duration: `90s`, `10m`, `1h`, `1h30m`, `7d`, `2w` (units may be combined).
-pub fn parse_duration(input: &str) -> anyhow::Result<TimeDelta> {
+pub fn parse_duration(raw: &str) -> anyhow::Result<TimeDelta> {
+    let input = printable(raw.trim(), 40);
     let bad = || {
         user_error(format!(
             "invalid duration '{input}': use a number with a unit, like 90s, 10m, 1h30m or 7d"
         ))
     };
-    let s = input.trim();
+    let s = raw.trim();
     if s.is_empty() {
         return Err(bad());
     }
@@ -118,8 +121,9 @@ pub fn format_duration(d: TimeDelta) -> String {
     out
 }
 
-pub fn parse_tz(name: &str) -> anyhow::Result<Tz> {
-    name.trim().parse::<Tz>().map_err(|_| {
+pub fn parse_tz(raw: &str) -> anyhow::Result<Tz> {
+    let name = printable(raw.trim(), 60);
+    raw.trim().parse::<Tz>().map_err(|_| {
         user_error(format!(
             "unknown time zone '{name}': use an IANA name such as Europe/Paris or America/New_York"
         ))
@@ -253,7 +257,7 @@ pub fn printable(s: &str, max: usize) -> String {
 /// A `From:`-style mailbox (`Name <a@b.org>` or a bare address), for settings.
 pub fn parse_mailbox(s: &str) -> Result<lettre::message::Mailbox, String> {
     s.parse::<lettre::message::Mailbox>()
-        .map_err(|e| format!("'{s}' is not a valid address ({e})"))
+        .map_err(|e| format!("'{}' is not a valid address ({e})", printable(s, 80)))
 }
 
 /// Format an instant the way the JSON output and the database store it.

@@ -5,6 +5,10 @@
 //! where the database is) and dispatches; the use cases live in `service/`, the pure
 //! decisions in `reminders.rs`, the delivery loop in `outbox.rs`, the SQL in `store/`.
 
+// Writing goes through output.rs (stdout) and output::stderr_line (stderr): the print
+// macros panic when the write fails.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod channels;
 pub mod cli;
 pub mod clock;
@@ -12,7 +16,9 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod fsperm;
 pub mod input;
+pub mod interrupt;
 pub mod logging;
 pub mod messages;
 pub mod model;
@@ -74,8 +80,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let out = Output::new(g.json).quiet(g.quiet);
     // Commands that need neither config nor database.
     match &cli.command {
-        Command::Completions { shell } => return commands::docs::completions(*shell, &out),
-        Command::Man => return commands::docs::man(&out),
+        Command::Completions { shell } => {
+            let result = commands::docs::completions(*shell, &out);
+            return out.finish(result);
+        }
+        Command::Man { dir } => {
+            let result = commands::docs::man(dir.as_deref(), &out);
+            return out.finish(result);
+        }
         _ => {}
     }
     let clock = match &g.now {
@@ -94,7 +106,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         clock,
         out,
     };
-    commands::dispatch(&ctx, cli.command)
+    let result = commands::dispatch(&ctx, cli.command);
+    // Output lost to a failed stdout write is a failure too (a closed pipe is not).
+    ctx.out.finish(result)
 }
 
 fn parse_now(s: &str) -> anyhow::Result<DateTime<Utc>> {
@@ -102,7 +116,8 @@ fn parse_now(s: &str) -> anyhow::Result<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             user_error(format!(
-                "invalid --now / NOTIFYCTL_NOW '{s}': use RFC 3339 with an offset, like 2030-03-10T09:00:00Z"
+                "invalid --now / NOTIFYCTL_NOW '{}': use RFC 3339 with an offset, like 2030-03-10T09:00:00Z",
+                input::printable(s, 60)
             ))
         })
 }

@@ -1,19 +1,37 @@
 //! The `notifyctl` executable: parse, run, report. Everything else lives in the library.
+//! Nothing here may panic on a failed write: stderr goes through `output::stderr_line`.
 
+use std::io::ErrorKind;
 use std::process::ExitCode;
 
 use clap::Parser;
+use notifyctl::error::{clap_exit_code, exit_code, OutputFailed};
+use notifyctl::output::stderr_line;
 
 fn main() -> ExitCode {
-    let cli = notifyctl::cli::Cli::parse();
+    let cli = match notifyctl::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version (stdout, exit 0) and usage errors (stderr, exit 2), printed by
+        // clap; help lost to a failed stdout is a failure like any other lost output.
+        Err(e) => {
+            return match e.print() {
+                Err(io) if !e.use_stderr() && io.kind() != ErrorKind::BrokenPipe => {
+                    report(OutputFailed(io).into())
+                }
+                _ => clap_exit_code(&e),
+            };
+        }
+    };
     notifyctl::logging::init(&cli.global);
     match notifyctl::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            // One line: the user-facing message, then its causes, so a cron mail says it all.
-            let causes: Vec<String> = err.chain().map(|c| c.to_string()).collect();
-            eprintln!("notifyctl: error: {}", causes.join(": "));
-            notifyctl::error::exit_code(&err)
-        }
+        Err(err) => report(err),
     }
+}
+
+/// One line: the user-facing message, then its causes, so a cron mail says it all.
+fn report(err: anyhow::Error) -> ExitCode {
+    let causes: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+    stderr_line(&format!("notifyctl: error: {}", causes.join(": ")));
+    exit_code(&err)
 }

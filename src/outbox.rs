@@ -140,12 +140,23 @@ impl Outbox<'_> {
         }
     }
 
+    /// Why no new message may be started now, if none may: the tick's time is up, or a
+    /// termination signal asked it to stop.
+    fn stop_reason(&self) -> Option<&'static str> {
+        if crate::interrupt::requested().is_some() {
+            Some("stopping on a termination signal")
+        } else if Instant::now() >= self.deadline {
+            Some("max runtime reached")
+        } else {
+            None
+        }
+    }
+
     fn run(&mut self, summary: &mut TickSummary) -> anyhow::Result<()> {
         let s = self.settings;
-        let deadline = self.deadline;
         loop {
-            if Instant::now() >= deadline {
-                log::warn!("max runtime reached: remaining deliveries wait for the next tick");
+            if let Some(why) = self.stop_reason() {
+                log::warn!("{why}: remaining deliveries wait for the next tick");
                 return Ok(());
             }
             let now = self.clock.now();
@@ -171,13 +182,10 @@ impl Outbox<'_> {
                     store::write(&mut *self.store, |ops| ops.renew_claims(&s.owner, until))?;
                     self.leased_now();
                 }
-                if Instant::now() >= deadline {
+                if let Some(why) = self.stop_reason() {
                     let rest = &ids[i..];
                     store::write(&mut *self.store, |ops| ops.release_claims(&s.owner, rest))?;
-                    log::warn!(
-                        "max runtime reached: {} claimed deliveries given back",
-                        rest.len()
-                    );
+                    log::warn!("{why}: {} claimed deliveries given back", rest.len());
                     return Ok(());
                 }
                 // One delivery's bad data must cost only that delivery, even through a bug

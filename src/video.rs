@@ -1,40 +1,146 @@
 //! Video links for events: an explicit URL is kept, `jitsi` makes an unguessable room,
 //! `whereby` asks the Whereby REST API for a meeting and falls back to Jitsi when the
 //! API fails (the event must still get a working link), logging why.
+//!
+//! Creating a link is separate from checking the `--video` argument, so that a booking
+//! (or a whole import) is validated before any provider meeting exists; meetings are made
+//! only for what is about to be written, several at a time for an import, and deleted
+//! again if the write is refused after all.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::config::{VideoConfig, VideoProvider};
 use crate::error::user_error;
+use crate::input::printable;
 
-/// Resolve `--video auto|none|URL` into the link to store.
-pub fn resolve(
-    config: &VideoConfig,
-    arg: &str,
-    title: &str,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
-) -> anyhow::Result<Option<String>> {
+/// What `--video` (or an import row's `video`) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoRequest {
+    None,
+    /// A link made by the configured provider.
+    Auto,
+    Url(String),
+}
+
+/// Check `--video auto|none|URL`; nothing is created.
+pub fn parse_request(arg: &str) -> anyhow::Result<VideoRequest> {
     match arg.trim() {
-        "none" => Ok(None),
-        "auto" => Ok(match config.provider {
-            VideoProvider::None => None,
-            VideoProvider::Jitsi => Some(jitsi_room(&config.jitsi_base_url)?),
-            VideoProvider::Whereby => Some(whereby_or_jitsi(config, title, starts_at, ends_at)?),
-        }),
+        "none" => Ok(VideoRequest::None),
+        "auto" | "" => Ok(VideoRequest::Auto),
         url if url.starts_with("https://") || url.starts_with("http://") => {
-            if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if url.chars().any(|c| c.is_whitespace() || c.is_control()) || url.len() > 2000 {
                 return Err(user_error(format!(
-                    "invalid --video URL '{url}': it contains spaces"
+                    "invalid video URL '{}': it contains spaces or is too long",
+                    printable(url, 80)
                 )));
             }
-            Ok(Some(url.to_string()))
+            Ok(VideoRequest::Url(url.to_string()))
         }
         other => Err(user_error(format!(
-            "invalid --video '{other}': use auto, none, or an http(s) URL"
+            "invalid video '{}': use auto, none, or an http(s) URL",
+            printable(other, 80)
         ))),
     }
+}
+
+/// A link made for an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub url: String,
+    /// The Whereby meeting behind it, deleted if the booking is refused after all.
+    pub meeting_id: Option<String>,
+}
+
+/// What a link is for: the event's title and times.
+#[derive(Debug, Clone)]
+pub struct Slot<'a> {
+    pub title: &'a str,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// Make the link `request` asks for (no network unless the provider is Whereby).
+pub fn create(config: &VideoConfig, request: &VideoRequest, slot: &Slot) -> anyhow::Result<Option<Link>> {
+    Ok(match request {
+        VideoRequest::None => None,
+        VideoRequest::Url(url) => Some(Link {
+            url: url.clone(),
+            meeting_id: None,
+        }),
+        VideoRequest::Auto => match config.provider {
+            VideoProvider::None => None,
+            VideoProvider::Jitsi => Some(Link {
+                url: jitsi_room(&config.jitsi_base_url)?,
+                meeting_id: None,
+            }),
+            VideoProvider::Whereby => Some(whereby_or_jitsi(config, slot)?),
+        },
+    })
+}
+
+/// Links for many slots; Whereby meetings are requested a few at a time in parallel so
+/// an import of thousands of rows does not wait one round trip per row.
+pub fn create_many(
+    config: &VideoConfig,
+    requests: &[(VideoRequest, Slot)],
+) -> anyhow::Result<Vec<Option<Link>>> {
+    const PARALLEL: usize = 8;
+    if config.provider != VideoProvider::Whereby {
+        return requests.iter().map(|(r, s)| create(config, r, s)).collect();
+    }
+    // Contiguous chunks, one thread each, results kept in order.
+    let size = requests.len().div_ceil(PARALLEL).max(1);
+    let chunks: Vec<Vec<anyhow::Result<Option<Link>>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = requests
+            .chunks(size)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(|(r, s)| create(config, r, s)).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err(anyhow::anyhow!("a video link worker failed"))])
+            })
+            .collect()
+    });
+    chunks.into_iter().flatten().collect()
+}
+
+/// Delete the provider meetings behind links whose booking was not written. Best effort:
+/// a failure is logged (the meeting expires by itself an hour after the event).
+pub fn discard(config: &VideoConfig, links: &[Link]) {
+    let ids: Vec<&str> = links.iter().filter_map(|l| l.meeting_id.as_deref()).collect();
+    if ids.is_empty() {
+        return;
+    }
+    let Ok(key) = std::env::var(&config.whereby_api_key_env) else {
+        return;
+    };
+    let agent = ureq::AgentBuilder::new()
+        .timeout(config.whereby_timeout.std())
+        .build();
+    for id in ids {
+        let url = format!(
+            "{}/meetings/{}",
+            config.whereby_api_url.trim_end_matches('/'),
+            url_segment(id)
+        );
+        if let Err(e) = agent
+            .delete(&url)
+            .set("Authorization", &format!("Bearer {key}"))
+            .call()
+        {
+            log::warn!("whereby: could not delete meeting {}: {e}", printable(id, 40));
+        }
+    }
+}
+
+/// A meeting id as one URL path segment.
+fn url_segment(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
 }
 
 /// A Jitsi room name with 128 random bits: unguessable, so only participants find it.
@@ -52,19 +158,22 @@ pub fn jitsi_room(base: &str) -> anyhow::Result<String> {
 #[serde(rename_all = "camelCase")]
 struct WherebyMeeting {
     room_url: String,
+    #[serde(default)]
+    meeting_id: Option<String>,
 }
 
-fn whereby_or_jitsi(
-    config: &VideoConfig,
-    title: &str,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
-) -> anyhow::Result<String> {
-    match whereby_meeting(config, starts_at, ends_at) {
-        Ok(url) => Ok(url),
+fn whereby_or_jitsi(config: &VideoConfig, slot: &Slot) -> anyhow::Result<Link> {
+    match whereby_meeting(config, slot.starts_at, slot.ends_at) {
+        Ok(link) => Ok(link),
         Err(e) => {
-            log::warn!("whereby: could not create a meeting for '{title}' ({e}); using a Jitsi room instead");
-            jitsi_room(&config.jitsi_base_url)
+            log::warn!(
+                "whereby: could not create a meeting for '{}' ({e}); using a Jitsi room instead",
+                printable(slot.title, 60)
+            );
+            Ok(Link {
+                url: jitsi_room(&config.jitsi_base_url)?,
+                meeting_id: None,
+            })
         }
     }
 }
@@ -73,7 +182,7 @@ fn whereby_meeting(
     config: &VideoConfig,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Link> {
     let key = std::env::var(&config.whereby_api_key_env)
         .map_err(|_| anyhow::anyhow!("environment variable {} is not set", config.whereby_api_key_env))?;
     let agent = ureq::AgentBuilder::new()
@@ -97,8 +206,17 @@ fn whereby_meeting(
     let meeting: WherebyMeeting = resp
         .into_json()
         .map_err(|e| anyhow::anyhow!("unexpected answer from {url}: {e}"))?;
-    if !meeting.room_url.starts_with("https://") && !meeting.room_url.starts_with("http://") {
-        anyhow::bail!("unexpected roomUrl '{}'", meeting.room_url);
+    let ok = (meeting.room_url.starts_with("https://") || meeting.room_url.starts_with("http://"))
+        && !meeting
+            .room_url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        && meeting.room_url.len() <= 2000;
+    if !ok {
+        anyhow::bail!("unexpected roomUrl '{}'", printable(&meeting.room_url, 80));
     }
-    Ok(meeting.room_url)
+    Ok(Link {
+        url: meeting.room_url,
+        meeting_id: meeting.meeting_id,
+    })
 }

@@ -1,18 +1,20 @@
 //! `import users FILE` and `import events FILE [--notify] [--allow-overlap]`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::cli::ImportCmd;
 use crate::error::user_error;
-use crate::service::import::ImportRefused;
+use crate::service::import::{EventImport, ImportRefused};
 use crate::Ctx;
 
 /// How many bad rows are listed before the rest are only counted.
 const LISTED: usize = 100;
 
 pub fn run(ctx: &Ctx, cmd: ImportCmd) -> anyhow::Result<()> {
+    crate::interrupt::install();
     let mut service = ctx.service()?;
     let (what, result) = match cmd {
         ImportCmd::Users { file } => ("users", service.import_users(&file)),
@@ -20,7 +22,21 @@ pub fn run(ctx: &Ctx, cmd: ImportCmd) -> anyhow::Result<()> {
             file,
             notify,
             allow_overlap,
-        } => ("events", service.import_events(&file, notify, allow_overlap)),
+        } => {
+            let bar = progress_bar(ctx);
+            let options = EventImport {
+                notify,
+                allow_overlap,
+            };
+            let result = service.import_events(&file, options, &mut |done, total| {
+                if done == 0 {
+                    bar.set_length(total as u64);
+                }
+                bar.set_position(done as u64);
+            });
+            bar.finish_and_clear();
+            ("events", result)
+        }
     };
     let ids = result.map_err(refused_rows)?;
     if ctx.out.json {
@@ -29,6 +45,20 @@ pub fn run(ctx: &Ctx, cmd: ImportCmd) -> anyhow::Result<()> {
         ctx.out.line(format!("imported {} {what}", ids.len()));
     }
     Ok(())
+}
+
+/// A bar on a terminal only: cron logs and --json stay clean.
+fn progress_bar(ctx: &Ctx) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if ctx.out.json || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("importing {bar:40} {pos}/{len} rows") {
+            bar.set_style(style);
+        }
+    }
+    bar
 }
 
 /// List the bad rows on stderr, one line each, and turn the refusal into a user error.
@@ -48,16 +78,11 @@ fn refused_rows(e: anyhow::Error) -> anyhow::Error {
             None => writeln!(err, "notifyctl: {path}: line {}: {}", b.line, b.message),
         };
     }
-    if refused.rows.len() > LISTED {
-        let _ = writeln!(
-            err,
-            "notifyctl: ... and {} more bad rows",
-            refused.rows.len() - LISTED
-        );
+    if refused.total > LISTED {
+        let _ = writeln!(err, "notifyctl: ... and {} more bad rows", refused.total - LISTED);
     }
     user_error(format!(
         "{} bad row(s) in {} (listed above): nothing was imported",
-        refused.rows.len(),
-        path
+        refused.total, path
     ))
 }

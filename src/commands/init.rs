@@ -19,6 +19,8 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
     if ctx.out.json {
         ctx.out
             .json(&json!({"database": location, "schema_version": version, "created": !existed}));
+    } else if ctx.out.quiet {
+        // `init -q` before every tick (the systemd unit's ExecStartPre) says nothing.
     } else if existed {
         ctx.out
             .line(format!("database {location} is ready (schema version {version})"));

@@ -52,7 +52,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Config(cmd) => config::run(ctx, cmd),
         Command::Demo { keep } => demo::run(ctx, keep),
         Command::Completions { shell } => docs::completions(shell, &ctx.out),
-        Command::Man => docs::man(&ctx.out),
+        Command::Man { dir } => docs::man(dir.as_deref(), &ctx.out),
     }
 }
 

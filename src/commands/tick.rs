@@ -9,6 +9,7 @@ use crate::Ctx;
 
 pub fn run(ctx: &Ctx, args: &CheckRemindersArgs) -> anyhow::Result<()> {
     let max_runtime = args.max_runtime.as_deref().map(parse_duration).transpose()?;
+    crate::interrupt::install();
     let mut service = ctx.service()?;
     let report = if args.dry_run {
         let report = service.dry_run()?;

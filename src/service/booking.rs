@@ -3,15 +3,19 @@
 //! notices in one write transaction, with the double-booking check inside it, so two
 //! concurrent bookings of one slot cannot both pass.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use super::notices::Notifier;
-use super::{FieldError, Service};
+use super::{user_tz, FieldError, Service};
+use crate::config::Config;
 use crate::error::user_error;
 use crate::input::{check_text, limits, parse_duration, parse_time, parse_tz, rfc3339};
 use crate::model::{Event, EventStatus, Kind, User};
 use crate::store::{self, EventChanges, NewEvent, Ops};
+use crate::video::{self, VideoRequest};
 
 /// An event as typed on the command line or read from an import row.
 #[derive(Debug, Clone, Default)]
@@ -28,13 +32,28 @@ pub struct EventDraft {
     pub participants: Vec<String>,
 }
 
-/// A draft with its times resolved, ready to be written.
+/// A draft with its times resolved, ready to be written once its video link is made.
 #[derive(Debug, Clone)]
 pub struct ResolvedEvent {
     pub new: NewEvent,
     /// (user key as given, role)
     pub participants: Vec<(String, String)>,
+    /// The link to make just before writing (`new.video_url` is empty until then).
+    pub video: VideoRequest,
 }
+
+impl ResolvedEvent {
+    pub fn slot(&self) -> video::Slot<'_> {
+        video::Slot {
+            title: &self.new.title,
+            starts_at: self.new.starts_at,
+            ends_at: self.new.ends_at,
+        }
+    }
+}
+
+/// Users looked up by the key a draft names them with, within one write.
+pub type UserCache = std::collections::HashMap<String, User>;
 
 /// What `event add` and `event update` report.
 #[derive(Debug, Clone)]
@@ -62,7 +81,16 @@ pub fn resolve_end(
     tz: Tz,
 ) -> anyhow::Result<DateTime<Utc>> {
     let end = match (end, duration) {
-        (Some(e), _) => parse_time(e, tz)?,
+        (Some(e), Some(d)) => {
+            let end = parse_time(e, tz)?;
+            if start + parse_duration(d)? != end {
+                return Err(user_error(
+                    "the end and the duration disagree: give one of them, not both",
+                ));
+            }
+            end
+        }
+        (Some(e), None) => parse_time(e, tz)?,
         (None, Some(d)) => start + parse_duration(d)?,
         (None, None) => start + TimeDelta::hours(1),
     };
@@ -124,17 +152,26 @@ fn existing(ops: &mut dyn Ops, id: i64) -> anyhow::Result<Event> {
 }
 
 /// Write a resolved event and its participants (and their `assigned` notices when
-/// `notify`) in the caller's transaction.
-fn insert(
+/// `notify`) in the caller's transaction; returns its id. The one path for `event add`
+/// and `import events`.
+pub(super) fn insert(
     ops: &mut dyn Ops,
     notifier: &Notifier,
     spec: &ResolvedEvent,
     allow_overlap: bool,
     notify: bool,
-) -> anyhow::Result<Event> {
+    cache: &mut UserCache,
+) -> anyhow::Result<i64> {
     let mut users: Vec<(User, String)> = Vec::new();
     for (key, role) in &spec.participants {
-        let user = ops.find_user(key)?;
+        let user = match cache.get(key) {
+            Some(u) => u.clone(),
+            None => {
+                let u = ops.find_user(key)?;
+                cache.insert(key.clone(), u.clone());
+                u
+            }
+        };
         if users.iter().any(|(u, _)| u.id == user.id) {
             return Err(user_error(format!("participant {} is listed twice", user.email)));
         }
@@ -147,120 +184,112 @@ fn insert(
     for (user, role) in &users {
         ops.add_participant(id, user.id, role, allow_overlap, notifier.now)?;
     }
-    let event = existing(ops, id)?;
     if notify {
+        let event = existing(ops, id)?;
         notifier.notify_participants(ops, &event, Kind::Assigned, None)?;
     }
-    Ok(event)
+    Ok(id)
 }
 
-/// The rows an import could not write, by their position in the batch.
-#[derive(Debug)]
-pub struct RejectedRows(pub Vec<(usize, anyhow::Error)>);
-
-impl std::fmt::Display for RejectedRows {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} row(s) could not be written", self.0.len())
+/// The zone to read local times in: the given one, else the first participant's (looked
+/// up once per key, `zones` remembers), else the default.
+fn input_zone(
+    config: &Config,
+    ops: &mut dyn Ops,
+    tz: Option<&str>,
+    first_user: Option<&str>,
+    zones: &mut HashMap<String, Tz>,
+) -> Result<Tz, FieldError> {
+    if let Some(z) = tz.filter(|z| !z.trim().is_empty()) {
+        return parse_tz(z).map_err(|e| FieldError::new("timezone", e));
     }
+    let Some(key) = first_user else {
+        return Ok(config.default_tz());
+    };
+    if let Some(tz) = zones.get(key) {
+        return Ok(*tz);
+    }
+    let user = ops
+        .find_user(key)
+        .map_err(|e| FieldError::new("participants", e))?;
+    let tz = user_tz(config, &user);
+    zones.insert(key.to_string(), tz);
+    Ok(tz)
 }
 
-impl std::error::Error for RejectedRows {}
+/// Check a draft and resolve its times and zone: the one path of `event add` and both
+/// passes of `import events`. Reads only; the video link is made just before writing.
+pub(super) fn resolve(
+    config: &Config,
+    ops: &mut dyn Ops,
+    d: &EventDraft,
+    zones: &mut HashMap<String, Tz>,
+) -> Result<ResolvedEvent, FieldError> {
+    let title = check_title(&d.title).map_err(|e| FieldError::new("title", e))?;
+    let participants: Vec<(String, String)> = d
+        .participants
+        .iter()
+        .map(|p| {
+            let (user, role) = parse_participant(p);
+            Ok((user, check_role(&role)?))
+        })
+        .collect::<anyhow::Result<_>>()
+        .map_err(|e| FieldError::new("participants", e))?;
+    let first = participants.first().map(|(k, _)| k.as_str());
+    let tz = input_zone(config, ops, d.timezone.as_deref(), first, zones)?;
+    let starts_at = parse_time(&d.start, tz).map_err(|e| FieldError::new("start", e))?;
+    let field = if d.end.is_some() { "end" } else { "duration" };
+    let ends_at = resolve_end(starts_at, d.end.as_deref(), d.duration.as_deref(), tz)
+        .map_err(|e| FieldError::new(field, e))?;
+    let video = video::parse_request(&d.video).map_err(|e| FieldError::new("video", e))?;
+    Ok(ResolvedEvent {
+        new: NewEvent {
+            title,
+            starts_at,
+            ends_at,
+            timezone: Some(tz.name().to_string()),
+            video_url: None,
+        },
+        participants,
+        video,
+    })
+}
 
 impl Service {
-    /// The zone to read local times in: the given one, else the first participant's, else
-    /// the default.
-    fn input_zone(&mut self, tz: Option<&str>, first_user: Option<&str>) -> Result<Tz, FieldError> {
-        if let Some(z) = tz.filter(|z| !z.trim().is_empty()) {
-            return parse_tz(z).map_err(|e| FieldError::new("timezone", e));
-        }
-        match first_user {
-            Some(key) => {
-                let user = self
-                    .store
-                    .find_user(key)
-                    .map_err(|e| FieldError::new("participants", e))?;
-                Ok(self.user_tz(&user))
-            }
-            None => Ok(self.config.default_tz()),
-        }
-    }
-
-    /// Check a draft and resolve its times, the zone and the video link. Reads only.
+    /// Check a draft and resolve its times and zone. Reads only; no video link yet.
     pub fn resolve_event(&mut self, d: &EventDraft) -> Result<ResolvedEvent, FieldError> {
-        let title = check_title(&d.title).map_err(|e| FieldError::new("title", e))?;
-        let participants: Vec<(String, String)> = d
-            .participants
-            .iter()
-            .map(|p| {
-                let (user, role) = parse_participant(p);
-                Ok((user, check_role(&role)?))
-            })
-            .collect::<anyhow::Result<_>>()
-            .map_err(|e| FieldError::new("participants", e))?;
-        let tz = self.input_zone(
-            d.timezone.as_deref(),
-            participants.first().map(|(k, _)| k.as_str()),
-        )?;
-        let starts_at = parse_time(&d.start, tz).map_err(|e| FieldError::new("start", e))?;
-        let field = if d.end.is_some() { "end" } else { "duration" };
-        let ends_at = resolve_end(starts_at, d.end.as_deref(), d.duration.as_deref(), tz)
-            .map_err(|e| FieldError::new(field, e))?;
-        // Outside any write lock: a video provider may take a moment to answer.
-        let video_url = crate::video::resolve(&self.config.video, &d.video, &title, starts_at, ends_at)
-            .map_err(|e| FieldError::new("video", e))?;
-        Ok(ResolvedEvent {
-            new: NewEvent {
-                title,
-                starts_at,
-                ends_at,
-                timezone: Some(tz.name().to_string()),
-                video_url,
-            },
-            participants,
-        })
+        resolve(&self.config, self.store.ops(), d, &mut HashMap::new())
     }
 
-    /// `event add`: create an event; participants get an `assigned` notice.
+    /// `event add`: create an event; participants get an `assigned` notice. A double
+    /// booking is refused before any video meeting is made (and checked again inside the
+    /// write); a meeting made for a booking refused after all is deleted.
     pub fn add_event(&mut self, draft: &EventDraft, allow_overlap: bool) -> anyhow::Result<Event> {
-        let spec = self.resolve_event(draft).map_err(|f| f.error)?;
-        let mut events = self.add_events(&[spec], allow_overlap, true).map_err(|e| {
-            match e.downcast::<RejectedRows>() {
-                Ok(mut rows) if !rows.0.is_empty() => rows.0.remove(0).1,
-                Ok(rows) => anyhow::Error::new(rows),
-                Err(other) => other,
+        let mut spec = self.resolve_event(draft).map_err(|f| f.error)?;
+        if !allow_overlap {
+            for (key, _) in &spec.participants {
+                let user = self.store.find_user(key)?;
+                refuse_overlap(
+                    self.store.ops(),
+                    &user,
+                    spec.new.starts_at,
+                    spec.new.ends_at,
+                    None,
+                )?;
             }
-        })?;
-        events
-            .pop()
-            .ok_or_else(|| anyhow::anyhow!("the event was not stored"))
-    }
-
-    /// Write resolved events, all or nothing, in one transaction. Rows that cannot be
-    /// written (unknown participant, double booking) come back together as
-    /// [`RejectedRows`], and nothing is written.
-    pub fn add_events(
-        &mut self,
-        specs: &[ResolvedEvent],
-        allow_overlap: bool,
-        notify: bool,
-    ) -> anyhow::Result<Vec<Event>> {
+        }
+        // Outside any write lock: a video provider may take a moment to answer.
+        let link = video::create(&self.config.video, &spec.video, &spec.slot())?;
+        spec.new.video_url = link.as_ref().map(|l| l.url.clone());
         let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
-        store::write(&mut *self.store, |ops| {
-            let mut events = Vec::with_capacity(specs.len());
-            let mut rejected = Vec::new();
-            for (i, spec) in specs.iter().enumerate() {
-                match insert(ops, &notifier, spec, allow_overlap, notify) {
-                    Ok(e) => events.push(e),
-                    Err(e) if e.is::<crate::error::UserError>() => rejected.push((i, e)),
-                    Err(e) => return Err(e),
-                }
-            }
-            if rejected.is_empty() {
-                Ok(events)
-            } else {
-                Err(anyhow::Error::new(RejectedRows(rejected)))
-            }
-        })
+        let written = store::write(&mut *self.store, |ops| {
+            let id = insert(ops, &notifier, &spec, allow_overlap, true, &mut UserCache::new())?;
+            existing(ops, id)
+        });
+        if written.is_err() {
+            video::discard(&self.config.video, link.as_slice());
+        }
+        written
     }
 
     /// `event assign`: add a participant, with an `assigned` notice.
@@ -344,16 +373,19 @@ impl Service {
                 ));
             }
         }
-        let video_url = match &u.video {
-            Some(v) => Some(crate::video::resolve(
-                &self.config.video,
-                v,
-                title.as_deref().unwrap_or(&current.title),
-                start,
-                ends_at.unwrap_or(current.ends_at),
-            )?),
+        let link = match &u.video {
+            Some(v) => {
+                let request = video::parse_request(v)?;
+                let slot = video::Slot {
+                    title: title.as_deref().unwrap_or(&current.title),
+                    starts_at: start,
+                    ends_at: ends_at.unwrap_or(current.ends_at),
+                };
+                Some(video::create(&self.config.video, &request, &slot)?)
+            }
             None => None,
         };
+        let video_url = link.as_ref().map(|l| l.as_ref().map(|l| l.url.clone()));
         let changes = EventChanges {
             title,
             starts_at,
@@ -362,7 +394,7 @@ impl Service {
             allow_overlap: u.allow_overlap,
         };
         let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
-        store::write(&mut *self.store, |ops| {
+        let written = store::write(&mut *self.store, |ops| {
             let before = scheduled(ops, id)?;
             let new_start = changes.starts_at.unwrap_or(before.starts_at);
             let new_end = changes.ends_at.unwrap_or(before.ends_at);
@@ -396,7 +428,14 @@ impl Service {
                 notifier.notify_participants(ops, &after, Kind::Rescheduled, Some(before.starts_at))?;
             }
             Ok(Booked { event: after, moved })
-        })
+        });
+        // A meeting made for a change that was refused (a double booking) is deleted.
+        if written.is_err() {
+            if let Some(Some(link)) = &link {
+                video::discard(&self.config.video, std::slice::from_ref(link));
+            }
+        }
+        written
     }
 
     /// `event cancel`: `cancelled` notices; pending reminders are dropped at send time.

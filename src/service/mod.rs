@@ -105,10 +105,6 @@ impl Service {
     pub fn outbox_dir(&self) -> PathBuf {
         outbox_dir(&self.config, &self.location)
     }
-
-    fn user_tz(&self, user: &User) -> Tz {
-        user_tz(&self.config, user)
-    }
 }
 
 fn templates<'a>(cell: &'a OnceCell<Templates>, config: &Config) -> anyhow::Result<&'a Templates> {

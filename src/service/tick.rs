@@ -159,7 +159,7 @@ impl Service {
             if cursor.is_none() {
                 return Ok(true);
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if deadline.is_some_and(|d| Instant::now() >= d) || crate::interrupt::requested().is_some() {
                 return Ok(false);
             }
         }
@@ -252,10 +252,13 @@ impl Service {
             incomplete,
         } = progress;
         let elapsed_ms = started.elapsed().as_millis() as i64;
-        let error = match (&result, &incomplete) {
-            (Err(e), _) => Some(format!("{e:#}")),
-            (Ok(_), Some(why)) => Some(why.clone()),
-            (Ok(_), None) => None,
+        let interrupted = crate::interrupt::requested().map(crate::interrupt::Interrupted);
+        let error = match (&result, &interrupted, &incomplete) {
+            (Err(e), _, _) => Some(format!("{e:#}")),
+            // Not a good tick: the next one looks back as far as this one did.
+            (Ok(_), Some(i), _) => Some(i.to_string()),
+            (Ok(_), None, Some(why)) => Some(why.clone()),
+            (Ok(_), None, None) => None,
         };
         problems.extend(incomplete);
         // Record the tick even when it failed, so `status` shows the failure.
@@ -268,6 +271,9 @@ impl Service {
         };
         store::write(&mut *self.store, |ops| ops.finish_tick(tick_id, &end))?;
         let broken = result?;
+        if let Some(i) = interrupted {
+            return Err(i.into());
+        }
         let counts = self.store.delivery_counts()?;
         self.heartbeat();
         Ok(Report {

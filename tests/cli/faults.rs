@@ -466,6 +466,102 @@ fn a_wrong_smtp_password_keeps_the_mail_and_makes_status_unhealthy() {
     assert_eq!(all_arrived_once(&server, 3), 0);
 }
 
+#[cfg(unix)]
+fn signal(child: &std::process::Child, name: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name}");
+}
+
+/// Regression: SIGTERM (every `systemctl stop`, every shutdown) killed a tick at once,
+/// left its record "running" forever and its claims waiting for the lease.
+#[cfg(unix)]
+#[test]
+fn sigterm_finishes_the_message_in_flight_gives_back_the_rest_and_exits_143() {
+    let server = SmtpServer::with(SmtpPolicy {
+        delay: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let mut env = smtp_env(&server);
+    env.queue_custom(30);
+    let mut child = env
+        .std_cmd()
+        .arg("check-reminders")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        crate::support::wait_until(Duration::from_secs(20), || server.messages().len() >= 3),
+        "sending started"
+    );
+    signal(&child, "TERM");
+    let stopped = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "stopped promptly: {:?}",
+        stopped.elapsed()
+    );
+    let accepted = server.settled().len();
+    let sending = env.json(&["deliveries", "--status", "sending"]);
+    assert_eq!(sending.as_array().unwrap().len(), 0, "every claim given back");
+    let sent = env.json(&["deliveries", "--status", "sent", "--limit", "1000"]);
+    assert_eq!(
+        sent.as_array().unwrap().len(),
+        accepted,
+        "the message in flight was finished and recorded"
+    );
+    let status = env.run(&["--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["last_tick"]["ok"], false, "recorded as interrupted: {v}");
+    assert!(
+        v["last_tick"]["error"].as_str().unwrap().contains("signal 15"),
+        "{v}"
+    );
+    // The next tick sends the rest, each once.
+    server.set_policy(SmtpPolicy::default());
+    env.at("2030-03-10T09:01:00Z");
+    assert_eq!(env.tick()["pending"], 0);
+    assert_eq!(all_arrived_once(&server, 30), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_signal_stops_at_once() {
+    let server = SmtpServer::with(SmtpPolicy {
+        delay: Duration::from_secs(8),
+        ..Default::default()
+    });
+    let env = smtp_env(&server);
+    env.queue_custom(3);
+    let mut child = env
+        .std_cmd()
+        .arg("check-reminders")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(crate::support::wait_until(Duration::from_secs(20), || server
+        .attempts()
+        >= 1));
+    let stopped = std::time::Instant::now();
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, "INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        stopped.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        stopped.elapsed()
+    );
+}
+
 // SQLite-only, not listed below:
 // - a_read_only_database_is_refused_clearly: file permissions.
 // - rows_written_by_an_app_with_broken_values_are_reported_and_skipped: text in time columns, which PostgreSQL's typed columns refuse.
@@ -480,4 +576,8 @@ crate::support::on_postgres!(
     a_server_trickling_its_answers_is_cut_at_max_runtime_without_duplicates,
     a_slow_answer_to_the_message_is_waited_for_and_never_sent_twice,
     a_wrong_smtp_password_keeps_the_mail_and_makes_status_unhealthy,
+    #[cfg(unix)]
+    sigterm_finishes_the_message_in_flight_gives_back_the_rest_and_exits_143,
+    #[cfg(unix)]
+    a_second_signal_stops_at_once,
 );

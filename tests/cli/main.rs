@@ -6,10 +6,12 @@
 mod pgcluster;
 mod support;
 
+mod admin;
 mod channels;
 mod events;
 mod faults;
 mod hostile;
+mod import;
 mod inbox;
 mod many_hosts;
 mod messages;

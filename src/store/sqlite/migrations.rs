@@ -15,6 +15,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_tick_problems.sql"),
     include_str!("migrations/003_instant_guards.sql"),
+    include_str!("migrations/004_busy_index.sql"),
 ];
 
 /// The schema version this binary writes.

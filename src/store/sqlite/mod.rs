@@ -52,9 +52,32 @@ impl SqliteStore {
                 }
             }
             create_private_file(path).with_context(|| format!("creating database {}", path.display()))?;
+            // A path SQLite cannot use (too long, ...) must not leave an empty file behind
+            // that later commands would take for a database.
+            return SqliteStore::connect(path, options).map_err(|e| {
+                remove_if_untouched(path, &e);
+                match e.downcast_ref::<rusqlite::Error>() {
+                    Some(sqlite) if sqlite.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
+                        user_error(format!(
+                            "cannot create database {}: SQLite cannot open this path{}; nothing was created",
+                            path.display(),
+                            path_length_hint(path)
+                        ))
+                    }
+                    _ => e,
+                }
+            });
         }
+        SqliteStore::connect(path, options)
+    }
+
+    fn connect(path: &Path, options: OpenOptions) -> anyhow::Result<SqliteStore> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| match crate::fsperm::explain_open_failure(path) {
+                Some(why) => anyhow::anyhow!("{why}; nothing was changed"),
+                None => e.into(),
+            })
             .with_context(|| format!("opening database {}", path.display()))?;
         conn.busy_timeout(options.busy_timeout)?;
         let mut store = SqliteStore {
@@ -152,27 +175,72 @@ pub(crate) fn busy_hint(e: rusqlite::Error, path: &Path) -> anyhow::Error {
                 | rusqlite::ErrorCode::PermissionDenied
         )
     ) {
-        // SQLite needs to write the file and, for its -wal/-shm files, the directory.
-        anyhow::Error::new(e).context(format!(
-            "database {} is read-only for this user: check the permissions of the file and its directory; nothing was changed",
-            path.display()
-        ))
+        // SQLite needs to write the file and, for its -wal/-shm files, the directory: name
+        // the one this user cannot write (often a -shm file the web app created).
+        match crate::fsperm::explain_open_failure(path) {
+            Some(why) => {
+                log::debug!("SQLite: {e}");
+                anyhow::anyhow!("{why}; nothing was changed")
+            }
+            None => anyhow::Error::new(e).context(format!(
+                "database {} is read-only for this user: check the permissions of the file and its directory; nothing was changed",
+                path.display()
+            )),
+        }
     } else {
         anyhow::Error::new(e)
     }
 }
 
-/// Create the database file readable by its owner only; SQLite gives the -wal and -shm
-/// files the same permissions.
+/// Create the database file readable by its owner only, or also by the directory's group
+/// when the directory is setgid (shared on purpose, see `fsperm`); SQLite gives the -wal
+/// and -shm files the same permissions.
+#[cfg(unix)]
 fn create_private_file(path: &Path) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = crate::fsperm::db_file_mode(path.parent().unwrap_or(Path::new("")));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    // Exactly this mode, whatever the umask (cron's 022 would drop the group's write).
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map(drop)
+}
+
+/// Remove the file `open` just created when opening it failed and nothing else has used
+/// it since: not when another process holds it (busy) or has started a WAL on it.
+fn remove_if_untouched(path: &Path, err: &anyhow::Error) {
+    let busy = err.chain().any(|c| {
+        c.downcast_ref::<rusqlite::Error>()
+            .is_some_and(crate::error::is_busy)
+    });
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+    if !busy && empty && !Path::new(&wal).exists() {
+        let _ = std::fs::remove_file(path);
     }
-    opts.open(path).map(drop)
+}
+
+/// SQLite's Unix VFS refuses absolute paths that, with a `-journal` suffix, reach its
+/// 512-byte limit.
+fn path_length_hint(path: &Path) -> String {
+    let len = std::path::absolute(path).map_or(0, |p| p.as_os_str().len());
+    if len >= 504 {
+        format!(" (the path is {len} bytes long; SQLite accepts at most 503)")
+    } else {
+        String::new()
+    }
 }
 
 pub(crate) fn ts(t: DateTime<Utc>) -> String {

@@ -2,7 +2,7 @@
 # Fuzz the parsers users feed (times, durations, zones, addresses, the TOML config)
 # for SECONDS per target (default 30), on stable Rust.
 #
-#   bash ci/fuzz.sh [SECONDS]
+#   bash .ci/fuzz.sh [SECONDS]
 #
 # Each target starts from its seed corpus (fuzz/seeds/<target>/), copied into a temp
 # dir so the run leaves the tree clean. Exits non-zero if any target panics, times out

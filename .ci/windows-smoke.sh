@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Windows smoke test for CI (Debian 12 runner): cross-build notifyctl.exe with
 # MinGW and run a tick under Wine.
-#   ci/windows-smoke.sh                    build + smoke the real binary
-#   ci/windows-smoke.sh --toolchain-only   prove MinGW/shim/Wine with a throwaway
+#   .ci/windows-smoke.sh                    build + smoke the real binary
+#   .ci/windows-smoke.sh --toolchain-only   prove MinGW/shim/Wine with a throwaway
 #                                          crate (HashMap + bundled SQLite in WAL)
 # Cargo jobs follow CARGO_BUILD_JOBS. Needs network (apt, rustup, crates.io).
 set -euo pipefail
@@ -69,7 +69,7 @@ lap "built"
 # Rust std >= 1.78 imports ProcessPrng from bcryptprimitives.dll, which Wine 8
 # lacks (exit 53). The shim forwards it to RtlGenRandom; real Windows needs none.
 x86_64-w64-mingw32-gcc -O2 -s -shared -o "$run/bcryptprimitives.dll" \
-  "$root/ci/wine-shim/bcryptprimitives.c" -ladvapi32 || die "shim build failed"
+  "$root/.ci/wine-shim/bcryptprimitives.c" -ladvapi32 || die "shim build failed"
 lap "shim built"
 "$wine" wineboot --init >/dev/null 2>&1 || die "wineboot --init failed"
 lap "wineboot done"

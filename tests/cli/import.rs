@@ -1,0 +1,219 @@
+//! Imports as people really feed them: spreadsheet exports, BOMs, quoted cells that span
+//! lines, wrong headers, huge cells, double bookings among many other mistakes, and a
+//! video provider that must not be charged for a refused file.
+
+use std::time::Duration;
+
+use crate::support::{Env, HttpAnswer, HttpServer};
+
+fn env_with_users() -> Env {
+    let mut env = Env::new();
+    env.at("2030-03-01T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    env.user("bob@example.com", &[]);
+    env
+}
+
+fn write(env: &Env, name: &str, text: &str) {
+    std::fs::write(env.path(name), text).unwrap();
+}
+
+#[test]
+fn a_jsonl_file_with_a_bom_is_read() {
+    let env = env_with_users();
+    write(
+        &env,
+        "e.jsonl",
+        "\u{feff}{\"title\":\"A\",\"start\":\"2030-03-10T10:00:00Z\",\"participants\":[\"ana@example.org\"]}\n",
+    );
+    assert_eq!(env.json(&["import", "events", "e.jsonl"])["imported"], 1);
+}
+
+#[test]
+fn line_numbers_are_lines_even_when_quoted_cells_span_several() {
+    let env = env_with_users();
+    write(
+        &env,
+        "e.csv",
+        "title,start,participants\n\"Two\nline title\",2030-03-10T10:00:00Z,ana@example.org\nOK,2030-03-10T12:00:00Z,ana@example.org\nBad,tomorrow,ana@example.org\n",
+    );
+    let err = env.fails(&["import", "events", "e.csv"], 2);
+    assert!(err.contains("line 2, field title"), "the multi-line title: {err}");
+    assert!(
+        err.contains("line 5, field start"),
+        "a line number, not a record number: {err}"
+    );
+}
+
+#[test]
+fn a_wrong_header_is_reported_once_not_per_row() {
+    let env = env_with_users();
+    let mut text = String::from("title,start,participant\n");
+    for i in 0..500 {
+        text.push_str(&format!("T{i},2030-03-10T10:00:00Z,ana@example.org\n"));
+    }
+    write(&env, "e.csv", &text);
+    let err = env.fails(&["import", "events", "e.csv"], 2);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("unknown column(s) 'participant'") && err.contains("participants"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_huge_bad_cell_is_not_echoed_whole() {
+    let env = env_with_users();
+    let huge = "x".repeat(10_000_000);
+    write(&env, "e.csv", &format!("title,start\nT,{huge}\n"));
+    let err = env.fails(&["import", "events", "e.csv"], 2);
+    assert!(err.len() < 2000, "{} bytes of error", err.len());
+    assert!(
+        err.contains("line 2, field start"),
+        "{}",
+        &err[..err.len().min(300)]
+    );
+}
+
+#[test]
+fn an_end_that_disagrees_with_the_duration_is_refused() {
+    let env = env_with_users();
+    write(
+        &env,
+        "e.jsonl",
+        "{\"title\":\"A\",\"start\":\"2030-03-10T10:00:00Z\",\"end\":\"2030-03-10T11:00:00Z\",\"duration\":\"30m\"}\n{\"title\":\"B\",\"start\":\"2030-03-11T10:00:00Z\",\"end\":\"2030-03-11T11:00:00Z\",\"duration\":\"1h\"}\n",
+    );
+    let err = env.fails(&["import", "events", "e.jsonl"], 2);
+    assert!(
+        err.contains("line 1, field end") && err.contains("disagree"),
+        "{err}"
+    );
+    assert!(!err.contains("line 2"), "an end that agrees is fine: {err}");
+}
+
+#[test]
+fn double_bookings_are_reported_with_every_other_mistake_in_one_run() {
+    let env = env_with_users();
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Existing",
+        "--start",
+        "2030-03-10T10:00:00Z",
+        "--participant",
+        "ana@example.org",
+    ]);
+    write(
+        &env,
+        "e.csv",
+        "title,start,duration,participants\n\
+         Clash with the database,2030-03-10T10:30:00Z,1h,ana@example.org\n\
+         Bad time,someday,1h,bob@example.com\n\
+         First,2030-03-12T10:00:00Z,1h,bob@example.com\n\
+         Clash within the file,2030-03-12T10:30:00Z,1h,bob@example.com\n\
+         Nobody,2030-03-13T10:00:00Z,1h,nobody@example.org\n",
+    );
+    let before = env.dump();
+    let err = env.fails(&["import", "events", "e.csv"], 2);
+    for line in ["line 2", "line 3", "line 5", "line 6"] {
+        assert!(err.contains(line), "{line} reported: {err}");
+    }
+    assert!(!err.contains("line 4"), "{err}");
+    assert!(err.contains("4 bad row(s)"), "{err}");
+    assert_eq!(env.dump(), before, "nothing written");
+}
+
+#[test]
+fn spreadsheet_leftovers_are_tolerated() {
+    let env = env_with_users();
+    write(
+        &env,
+        "e.csv",
+        "title,start,participants,,\nA,2030-03-10T10:00:00Z,ana@example.org,,\n,,,,\nB,2030-03-11T10:00:00Z,bob@example.com,,\n,,,,\n",
+    );
+    assert_eq!(env.json(&["import", "events", "e.csv"])["imported"], 2);
+}
+
+/// A Whereby stand-in that creates meetings and counts them.
+fn whereby(env: &mut Env) -> HttpServer {
+    let api = HttpServer::scripted(vec![HttpAnswer {
+        status: 201,
+        body: "{\"roomUrl\":\"https://whereby.example/room\",\"meetingId\":\"m-1\"}".into(),
+        delay: Duration::ZERO,
+        headers: Vec::new(),
+    }]);
+    env.env("WHEREBY_KEY", "k");
+    env.config(&format!(
+        "[video]\nprovider = \"whereby\"\nwhereby_api_url = \"{}\"\nwhereby_api_key_env = \"WHEREBY_KEY\"\n",
+        api.url("/v1")
+    ));
+    api
+}
+
+fn created(api: &HttpServer) -> usize {
+    api.requests().iter().filter(|r| r.method == "POST").count()
+}
+
+fn deleted(api: &HttpServer) -> usize {
+    api.requests().iter().filter(|r| r.method == "DELETE").count()
+}
+
+/// Regression: a refused import had already created one (paid) meeting per good row, and
+/// `event add` refused for a double booking created one too.
+#[test]
+fn no_video_meeting_is_left_for_what_was_not_written() {
+    let mut env = env_with_users();
+    let api = whereby(&mut env);
+    let mut text = String::from("title,start,participants\n");
+    for i in 0..20 {
+        text.push_str(&format!("T{i},2030-04-{:02}T10:00:00Z,ana@example.org\n", i + 1));
+    }
+    text.push_str("Bad,never,ana@example.org\n");
+    write(&env, "e.csv", &text);
+    env.fails(&["import", "events", "e.csv"], 2);
+    assert_eq!(created(&api), 0, "no meeting for a refused file");
+    // A file refused only in the write (a double booking) gets its meetings deleted.
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Existing",
+        "--start",
+        "2030-05-01T10:00:00Z",
+        "--participant",
+        "ana@example.org",
+        "--video",
+        "none",
+    ]);
+    write(
+        &env,
+        "f.csv",
+        "title,start,participants\nA,2030-05-02T10:00:00Z,ana@example.org\nB,2030-05-01T10:30:00Z,ana@example.org\n",
+    );
+    env.fails(&["import", "events", "f.csv"], 2);
+    assert_eq!(created(&api), deleted(&api), "every meeting made was deleted");
+    // event add refused for a double booking makes no meeting at all.
+    let before = created(&api);
+    env.fails(
+        &[
+            "event",
+            "add",
+            "--title",
+            "Clash",
+            "--start",
+            "2030-05-01T10:15:00Z",
+            "--participant",
+            "1",
+        ],
+        2,
+    );
+    assert_eq!(created(&api), before);
+    // A good import gets one meeting per row.
+    write(&env, "g.csv", "title,start,participants\nA,2030-06-01T10:00:00Z,ana@example.org\nB,2030-06-02T10:00:00Z,bob@example.com\n");
+    let before = created(&api);
+    assert_eq!(env.json(&["import", "events", "g.csv"])["imported"], 2);
+    assert_eq!(created(&api) - before, 2);
+    let shown = env.json(&["event", "list", "--from", "2030-06-01T00:00:00Z"]);
+    assert_eq!(shown[0]["video_url"], "https://whereby.example/room");
+}
