@@ -1,5 +1,5 @@
--- notifyctl data contract for PostgreSQL, schema version 3: the same tables, meanings
--- and rules as schema.sql (SQLite) at version 3, in PostgreSQL's own types.
+-- notifyctl data contract for PostgreSQL, schema version 4: the same tables, meanings
+-- and rules as schema.sql (SQLite) at version 4, in PostgreSQL's own types.
 --
 -- Everything lives in the schema `notifyctl` of the application's database; nothing
 -- outside it is created or changed (the btree_gist extension, which the double-booking
@@ -99,8 +99,12 @@ CREATE TABLE notifyctl.participants (
     CONSTRAINT participants_no_double_booking EXCLUDE USING gist (user_id WITH =, slot WITH &&)
         WHERE (slot IS NOT NULL AND NOT allow_overlap)
 );
--- Double-booking check and `event list --user`.
+-- `event list --user`.
 CREATE INDEX participants_by_user ON notifyctl.participants (user_id, event_id);
+-- The double-booking check in O(log n) of a participant's history: every scheduled
+-- participant (the constraint's own index leaves out allow_overlap rows).
+CREATE INDEX participants_busy ON notifyctl.participants USING gist (user_id, slot)
+    WHERE slot IS NOT NULL;
 
 -- A participant's slot, from its event. The event row is locked as an UPDATE would lock
 -- it, so that a concurrent change of the event's times waits for this row and then

@@ -250,3 +250,20 @@ fn the_schema_version_is_the_same_contract_as_sqlite() {
         assert_eq!(pg, sqlite);
     });
 }
+
+/// A database at an older version is brought forward by the steps it lacks, to exactly
+/// the schema a new one gets.
+#[test]
+fn a_version_3_schema_is_brought_forward() {
+    run_on_postgres(|| {
+        let old = Env::bare();
+        old.exec(include_str!(
+            "../../src/store/postgres/migrations/003_initial.sql"
+        ));
+        old.exec("INSERT INTO notifyctl.schema_migrations (version) VALUES (3)");
+        let v = old.json(&["init"]);
+        assert_eq!(v["created"], false);
+        assert_eq!(v["schema_version"], notifyctl::store::postgres::SCHEMA_VERSION);
+        assert_eq!(catalog(&old), catalog(&Env::new()));
+    });
+}

@@ -176,13 +176,15 @@ impl EventOps for PgStore {
         except: Option<i64>,
     ) -> anyhow::Result<Option<Overlap>> {
         // Half-open intervals: back-to-back events do not overlap. Every scheduled event
-        // counts, those booked with --allow-overlap too (as on SQLite).
+        // counts, those booked with --allow-overlap too (as on SQLite). The participants'
+        // slots find the candidates through participants_busy; the event's own columns
+        // decide.
         let Some(r) = self.query_opt(
             "SELECT u.email, e.id, e.title, e.starts_at, e.ends_at
                FROM participants p
                JOIN events e ON e.id = p.event_id
                JOIN users u ON u.id = p.user_id
-              WHERE p.user_id = $1 AND e.status = 'scheduled'
+              WHERE p.user_id = $1 AND p.slot && tstzrange($2, $3, '[)') AND e.status = 'scheduled'
                 AND e.starts_at < $3 AND e.ends_at > $2 AND e.id IS DISTINCT FROM $4::bigint
               ORDER BY e.starts_at, e.id LIMIT 1",
             &[&user_id, &start, &end, &except],

@@ -1,4 +1,4 @@
--- Schema step to version 3, the first PostgreSQL step: the whole contract as SQLite has it
+-- Schema step to version 3, the first PostgreSQL step: the whole contract as SQLite had it
 -- at version 3 (no PostgreSQL database was ever at 1 or 2). Released steps are never
 -- edited; schema.postgres.sql documents the current result as a whole.
 
