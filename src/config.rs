@@ -49,6 +49,10 @@ impl Serialize for Dur {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// The directory of the config file the settings came from (`None`: the defaults).
+    /// Not a setting: relative paths are resolved against it.
+    #[serde(skip)]
+    pub source_dir: Option<PathBuf>,
     pub database: DatabaseConfig,
     pub reminders: RemindersConfig,
     pub tick: TickConfig,
@@ -63,6 +67,10 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// Relative paths are read from the config file's directory.
     pub path: PathBuf,
+    /// A `postgres://` or `postgresql://` URL; when set, it is used instead of `path`.
+    /// Shown with its password masked.
+    #[serde(serialize_with = "masked_url")]
+    pub url: String,
     pub busy_timeout: Dur,
 }
 
@@ -70,9 +78,15 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             path: PathBuf::from("notifyctl.db"),
+            url: String::new(),
             busy_timeout: Dur::seconds(5),
         }
     }
+}
+
+/// `config show` prints the settings: a password in the URL never appears.
+fn masked_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::store::postgres::connect::mask_password(url))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,7 +163,8 @@ pub struct EmailConfig {
     pub transport: Transport,
     pub from: String,
     pub reply_to: String,
-    /// For `transport = "file"`; relative paths are read from the database's directory.
+    /// For `transport = "file"`; relative paths are read from the SQLite file's directory
+    /// (PostgreSQL: the config file's, else the current directory).
     pub dir: PathBuf,
     pub sendmail_command: String,
     pub max_attempts: u32,
@@ -287,6 +302,7 @@ impl Config {
             Config::parse(&text).with_context(|| format!("in config file {}", path.display()))?;
         // Relative paths in a config file are relative to that file, not to cron's cwd.
         let base = path.parent().unwrap_or(Path::new(""));
+        config.source_dir = Some(base.to_path_buf());
         if config.database.path.is_relative() {
             config.database.path = base.join(&config.database.path);
         }
@@ -316,6 +332,13 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        let url = &self.database.url;
+        if !url.is_empty() && !crate::store::postgres::connect::is_postgres_url(url) {
+            return Err(user_error(format!(
+                "invalid config: database.url '{}' must start with postgres:// or postgresql:// (a SQLite file goes in database.path)",
+                crate::input::printable(&crate::store::postgres::connect::mask_password(url), 100)
+            )));
+        }
         let r = &self.reminders;
         parse_tz(&r.default_timezone)
             .map_err(|e| user_error(format!("invalid config: reminders.default_timezone: {e}")))?;
@@ -411,6 +434,20 @@ mod tests {
         // Every default is documented: the example equals the defaults, key for key.
         let as_toml = |c: &Config| toml::to_string(c).unwrap();
         assert_eq!(as_toml(&parsed), as_toml(&Config::default()));
+    }
+
+    #[test]
+    fn a_database_url_must_be_postgres_and_is_shown_masked() {
+        let c = Config::parse("[database]\nurl = \"postgres://app:s3cret@db/bookings\"\n").unwrap();
+        let shown = toml::to_string(&c).unwrap();
+        assert!(
+            shown.contains("postgres://app:***@db/bookings") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let e = Config::parse("[database]\nurl = \"mysql://app:s3cret@db/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("database.url") && !e.contains("s3cret"), "{e}");
     }
 
     #[test]

@@ -114,6 +114,11 @@ pub fn classify(err: &anyhow::Error) -> u8 {
                 return EXIT_BUSY;
             }
         }
+        if let Some(e) = cause.downcast_ref::<crate::store::postgres::DbFailure>() {
+            if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                return EXIT_BUSY;
+            }
+        }
     }
     EXIT_INTERNAL
 }

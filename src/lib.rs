@@ -97,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(g.config.as_deref())?;
     let location = match &g.db {
         Some(db) => Location::parse(db),
+        None if !config.database.url.is_empty() => Location::Postgres(config.database.url.clone()),
         None => Location::Sqlite(config.database.path.clone()),
     };
     let ctx = Ctx {

@@ -509,7 +509,7 @@ where
     }
 
     fn channel_problem(&mut self, channel: &str, problem: String) {
-        if !self.is_down(channel) || !self.attention.unusable.iter().any(|p| *p == problem) {
+        if !self.is_down(channel) || !self.attention.unusable.contains(&problem) {
             log::error!("{problem}; its deliveries wait for the next tick");
         }
         self.set_down(channel);

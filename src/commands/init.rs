@@ -6,10 +6,15 @@ use crate::store::Location;
 use crate::Ctx;
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
-    let existed = match &ctx.location {
-        Location::Sqlite(path) => path.exists(),
+    // SQLite: the file; PostgreSQL: the schema, which the store knows whether it created
+    // (under its migration lock, so of several hosts running `init` at once, one says so).
+    let file_existed = match &ctx.location {
+        Location::Sqlite(path) => Some(path.exists()),
+        Location::Postgres(_) => None,
     };
-    let version = ctx.service_creating()?.schema_version()?;
+    let mut service = ctx.service_creating()?;
+    let existed = file_existed.unwrap_or(!service.created_schema());
+    let version = service.schema_version()?;
     let location = ctx.location.to_string();
     if ctx.out.json {
         ctx.out
@@ -19,6 +24,10 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
     } else if existed {
         ctx.out
             .line(format!("database {location} is ready (schema version {version})"));
+    } else if file_existed.is_none() {
+        ctx.out.line(format!(
+            "created the notifyctl schema in {location} (schema version {version})"
+        ));
     } else {
         ctx.out
             .line(format!("created database {location} (schema version {version})"));

@@ -130,14 +130,7 @@ fn refuse_overlap(
     except: Option<i64>,
 ) -> anyhow::Result<()> {
     if let Some(o) = ops.find_overlap(user.id, start, end, except)? {
-        return Err(user_error(format!(
-            "{} is already booked from {} to {} (event {} '{}'): pick another time or pass --allow-overlap",
-            o.user_email,
-            rfc3339(o.starts_at),
-            rfc3339(o.ends_at),
-            o.event_id,
-            crate::input::printable(&o.title, 60)
-        )));
+        return Err(o.refusal());
     }
     Ok(())
 }
@@ -189,7 +182,7 @@ pub(super) fn insert(
     }
     let id = ops.insert_event(&spec.new, notifier.now)?;
     for (user, role) in &users {
-        ops.add_participant(id, user.id, role, notifier.now)?;
+        ops.add_participant(id, user.id, role, allow_overlap, notifier.now)?;
     }
     if notify {
         let event = existing(ops, id)?;
@@ -321,7 +314,7 @@ impl Service {
             if !allow_overlap {
                 refuse_overlap(ops, &u, e.starts_at, e.ends_at, Some(e.id))?;
             }
-            ops.add_participant(e.id, u.id, &role, notifier.now)?;
+            ops.add_participant(e.id, u.id, &role, allow_overlap, notifier.now)?;
             ops.bump_sequence(e.id, notifier.now)?;
             let e = existing(ops, e.id)?;
             notifier.event_notice(ops, &e, &u, Kind::Assigned, None, None)?;
@@ -398,6 +391,7 @@ impl Service {
             starts_at,
             ends_at,
             video_url,
+            allow_overlap: u.allow_overlap,
         };
         let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
         let written = store::write(&mut *self.store, |ops| {
@@ -426,6 +420,7 @@ impl Service {
                 starts_at: changes.starts_at.filter(|_| moved),
                 ends_at: changes.ends_at.filter(|_| moved),
                 video_url: changes.video_url.clone().filter(|_| relinked),
+                allow_overlap: changes.allow_overlap,
             };
             ops.update_event(before.id, &changes, notifier.now)?;
             let after = existing(ops, before.id)?;

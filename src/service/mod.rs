@@ -50,6 +50,8 @@ pub struct Service {
 
 impl Service {
     /// Open the database at `location`; with [`OpenMode::Create`] create or migrate it.
+    /// A database with a clock of its own (PostgreSQL) sets the time: the system clock is
+    /// shifted to it, so every host's tick reads the same time (`--now` still wins).
     pub fn open(config: Config, clock: Clock, location: Location, mode: OpenMode) -> anyhow::Result<Service> {
         let store = store::open(
             &location,
@@ -58,6 +60,10 @@ impl Service {
                 busy_timeout: config.database.busy_timeout.std(),
             },
         )?;
+        let clock = match store.clock_offset() {
+            Some(offset) if !clock.is_frozen() => clock.shifted(offset),
+            _ => clock,
+        };
         Ok(Service {
             config,
             clock,
@@ -84,12 +90,18 @@ impl Service {
         self.store.schema_version()
     }
 
+    /// True when opening created notifyctl's schema in a PostgreSQL database.
+    pub fn created_schema(&self) -> bool {
+        self.store.created_schema()
+    }
+
     /// The templates, compiled on first use: the idle tick never pays for them.
     pub fn templates(&self) -> anyhow::Result<&Templates> {
         templates(&self.templates, &self.config)
     }
 
-    /// The `.eml` directory of the file transport: relative paths sit beside the database.
+    /// The `.eml` directory of the file transport: relative paths sit beside the SQLite
+    /// file, or, on PostgreSQL, beside the config file (else in the current directory).
     pub fn outbox_dir(&self) -> PathBuf {
         outbox_dir(&self.config, &self.location)
     }
@@ -109,9 +121,11 @@ fn templates<'a>(cell: &'a OnceCell<Templates>, config: &Config) -> anyhow::Resu
 pub fn outbox_dir(config: &Config, location: &Location) -> PathBuf {
     let dir = &config.email.dir;
     if dir.is_absolute() {
-        dir.clone()
-    } else {
-        location.base_dir().join(dir)
+        return dir.clone();
+    }
+    match (location, &config.source_dir) {
+        (Location::Postgres(_), Some(config_dir)) => config_dir.join(dir),
+        _ => location.base_dir().join(dir),
     }
 }
 

@@ -17,26 +17,36 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::model::{Candidate, Delivery, Event, NewNotice, Notification, User};
 
-/// Where the data lives, from `--db`, `NOTIFYCTL_DB` or the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the data lives, from `--db`, `NOTIFYCTL_DB` or the config: a SQLite file, or a
+/// `postgres://` / `postgresql://` URL.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     Sqlite(PathBuf),
+    /// The URL as given (it may hold a password: shown only through `Display`, masked).
+    Postgres(String),
 }
 
 impl Location {
     pub fn parse(s: &str) -> Location {
-        Location::Sqlite(PathBuf::from(s))
+        if postgres::connect::is_postgres_url(s) {
+            Location::Postgres(s.to_string())
+        } else {
+            Location::Sqlite(PathBuf::from(s))
+        }
     }
 
-    /// The directory relative paths of the file transport are read from.
+    /// The directory relative paths of the file transport are read from: the database's
+    /// for SQLite; for PostgreSQL, which has no file, the current directory (the caller
+    /// prefers the config file's directory when there is one: `service::outbox_dir`).
     pub fn base_dir(&self) -> PathBuf {
         match self {
             Location::Sqlite(p) => p.parent().map(PathBuf::from).unwrap_or_default(),
+            Location::Postgres(_) => PathBuf::new(),
         }
     }
 }
@@ -45,6 +55,17 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Sqlite(p) => write!(f, "{}", p.display()),
+            Location::Postgres(url) => f.write_str(&postgres::connect::mask_password(url)),
+        }
+    }
+}
+
+/// Never shows a password either (locations end up in logs).
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            Location::Postgres(_) => f.debug_tuple("Postgres").field(&self.to_string()).finish(),
         }
     }
 }
@@ -67,6 +88,7 @@ pub struct OpenOptions {
 pub fn open(location: &Location, options: OpenOptions) -> anyhow::Result<Box<dyn Store>> {
     match location {
         Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path, options)?)),
+        Location::Postgres(url) => Ok(Box::new(postgres::PgStore::open(url, options)?)),
     }
 }
 
@@ -86,6 +108,19 @@ pub trait Store: Ops {
     /// Delete (or count, with `dry_run`) finished rows older than `cutoff`, in batches
     /// small enough never to hold the write lock for long.
     fn prune(&mut self, cutoff: DateTime<Utc>, dry_run: bool) -> anyhow::Result<PruneCounts>;
+
+    /// How far the database server's clock is ahead of this machine's, measured when the
+    /// store was opened; `None` when the database has no clock of its own (SQLite). With
+    /// several hosts, every tick then reads one clock (see `Service::open`).
+    fn clock_offset(&self) -> Option<TimeDelta> {
+        None
+    }
+
+    /// True when opening created notifyctl's schema (PostgreSQL: `init` on a database
+    /// without it). SQLite's `init` looks at the file instead.
+    fn created_schema(&self) -> bool {
+        false
+    }
 }
 
 /// Run `f` in a write transaction and return its value.
@@ -188,6 +223,10 @@ pub struct EventChanges {
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
     pub video_url: Option<Option<String>>,
+    /// New times booked with `--allow-overlap`: the participants are outside the
+    /// database's double-booking rule from now on (see `add_participant`); without it, a
+    /// move puts them back under the rule.
+    pub allow_overlap: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -208,14 +247,33 @@ pub struct Overlap {
     pub ends_at: DateTime<Utc>,
 }
 
+impl Overlap {
+    /// The one-line refusal of a booking that would overlap this event (exit 2), the same
+    /// whether the check or a backend's constraint caught it.
+    pub fn refusal(&self) -> anyhow::Error {
+        crate::error::user_error(format!(
+            "{} is already booked from {} to {} (event {} '{}'): pick another time or pass --allow-overlap",
+            self.user_email,
+            crate::input::rfc3339(self.starts_at),
+            crate::input::rfc3339(self.ends_at),
+            self.event_id,
+            crate::input::printable(&self.title, 60)
+        ))
+    }
+}
+
 pub trait EventOps {
     fn insert_event(&mut self, event: &NewEvent, now: DateTime<Utc>) -> anyhow::Result<i64>;
-    /// Add a participant; false when they already were one.
+    /// Add a participant; false when they already were one. `allow_overlap`: booked with
+    /// `--allow-overlap`, so the row is outside the database's own double-booking rule
+    /// (PostgreSQL's exclusion constraint; SQLite relies on `find_overlap` alone). A
+    /// backend whose constraint refuses the row answers with [`Overlap::refusal`].
     fn add_participant(
         &mut self,
         event_id: i64,
         user_id: i64,
         role: &str,
+        allow_overlap: bool,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
     /// Remove a participant; false when they were not one.
@@ -515,4 +573,37 @@ pub struct PruneCounts {
     pub deliveries: i64,
     pub ticks: i64,
     pub reminders: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_means_postgres_and_anything_else_a_file() {
+        for url in ["postgres://u@h/db", "postgresql://u@h/db"] {
+            assert!(matches!(Location::parse(url), Location::Postgres(_)), "{url}");
+        }
+        for path in [
+            "notify.db",
+            "/var/lib/notifyctl/db",
+            "postgres.db",
+            "C:\\data\\n.db",
+        ] {
+            assert!(matches!(Location::parse(path), Location::Sqlite(_)), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_location_never_shows_its_password() {
+        let location = Location::parse("postgres://app:s3cret@db.internal:5433/bookings?sslmode=require");
+        assert_eq!(
+            location.to_string(),
+            "postgres://app:***@db.internal:5433/bookings?sslmode=require"
+        );
+        assert!(!format!("{location:?}").contains("s3cret"));
+        // File transport paths: beside the file, or the current directory.
+        assert_eq!(location.base_dir(), PathBuf::new());
+        assert_eq!(Location::parse("/srv/n.db").base_dir(), PathBuf::from("/srv"));
+    }
 }

@@ -199,3 +199,17 @@ fn an_outbox_directory_others_may_write_is_refused_and_the_mail_kept() {
     assert_eq!(the_delivery(&env)["status"], "pending");
     assert!(env.eml_files().is_empty());
 }
+
+crate::support::on_postgres!(
+    a_redirect_is_not_a_delivery,
+    a_307_is_followed_with_the_same_body_and_signature,
+    redirect_loops_stop,
+    a_429_is_retried_no_sooner_than_retry_after,
+    a_slow_receiver_is_given_up_on_with_a_message_that_says_so,
+    switching_email_off_supersedes_the_queued_mail_without_failing_ticks,
+    a_recipient_who_turned_email_off_meanwhile_gets_no_mail,
+    #[cfg(unix)]
+    the_file_transport_never_writes_through_a_symlink,
+    #[cfg(unix)]
+    an_outbox_directory_others_may_write_is_refused_and_the_mail_kept,
+);

@@ -1,4 +1,4 @@
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::support::Env;
 
@@ -236,11 +236,9 @@ fn double_booking_is_refused_unless_allowed_and_back_to_back_is_fine() {
 #[test]
 fn concurrent_bookings_of_one_slot_exactly_one_wins() {
     let env = setup();
-    let bin = assert_cmd::cargo::cargo_bin("notifyctl");
     let children: Vec<_> = (0..8)
         .map(|i| {
-            Command::new(&bin)
-                .env("NOTIFYCTL_DB", &env.db)
+            env.std_cmd()
                 .env("NOTIFYCTL_NOW", "2030-03-01T08:00:00Z")
                 .args([
                     "event",
@@ -412,7 +410,7 @@ fn missing_database_and_directory_and_broken_config() {
     assert!(err.contains("cannot read config file /nope.toml"), "{err}");
     let err = env.fails(&["--now", "yesterday", "init"], 2);
     assert!(err.contains("invalid --now"), "{err}");
-    assert!(!env.db.exists(), "no partial database was created");
+    assert!(!env.exists(), "no partial database was created");
 }
 
 #[cfg(unix)]
@@ -561,13 +559,34 @@ fn the_overlap_check_sees_every_shape_and_every_change() {
     env.ok(&["event", "unassign", "5", "--user", "1"]);
     ok(add(&env, "2030-03-10T10:15:00Z", "2030-03-10T11:00:00Z")); // 7
                                                                    // A participant row the web app writes with SQL is seen too.
+                                                                   // (No explicit id: PostgreSQL's identity columns refuse one.)
     env.exec(
-        "INSERT INTO events (id, title, starts_at, ends_at, armed_at, created_at, updated_at)
-         VALUES (50, 'App', '2030-06-01T08:00:00Z', '2030-06-01T09:00:00Z',
+        "INSERT INTO events (title, starts_at, ends_at, armed_at, created_at, updated_at)
+         VALUES ('App', '2030-06-01T08:00:00Z', '2030-06-01T09:00:00Z',
                  '2030-03-01T09:00:00Z', '2030-03-01T09:00:00Z', '2030-03-01T09:00:00Z')",
     );
-    env.exec("INSERT INTO participants (event_id, user_id, added_at) VALUES (50, 1, '2030-03-01T09:00:00Z')");
+    env.exec(
+        "INSERT INTO participants (event_id, user_id, added_at)
+         SELECT id, 1, '2030-03-01T09:00:00Z' FROM events WHERE title = 'App'",
+    );
     refused(add(&env, "2030-06-01T08:30:00Z", "2030-06-01T08:45:00Z"));
-    env.exec("DELETE FROM participants WHERE event_id = 50");
+    env.exec("DELETE FROM participants WHERE event_id = (SELECT id FROM events WHERE title = 'App')");
     ok(add(&env, "2030-06-01T08:30:00Z", "2030-06-01T08:45:00Z"));
 }
+
+// SQLite-only, not listed below:
+// - the_database_file_is_private_and_init_is_idempotent: the file's mode (init's idempotence on PostgreSQL: many_hosts.rs).
+// - a_file_that_is_not_a_database_is_refused: a SQLite file.
+// - another_programs_sqlite_file_is_refused_and_left_alone: a SQLite file (PostgreSQL's foreign schema: pg_schema.rs).
+crate::support::on_postgres!(
+    local_time_is_read_in_the_first_participants_zone_and_stored_in_utc,
+    dst_gap_and_overlap_times_are_refused,
+    participants_get_an_assigned_notice_and_a_pending_email,
+    double_booking_is_refused_unless_allowed_and_back_to_back_is_fine,
+    concurrent_bookings_of_one_slot_exactly_one_wins,
+    assign_unassign_update_cancel_notify,
+    event_list_filters_by_user_and_time,
+    missing_database_and_directory_and_broken_config,
+    an_update_that_changes_nothing_keeps_the_sequence_and_notifies_nobody,
+    the_overlap_check_sees_every_shape_and_every_change,
+);

@@ -207,13 +207,11 @@ fn a_tick_on_a_database_locked_past_the_busy_timeout_fails_cleanly() {
         "1",
     ]);
     let before = env.dump();
-    let lock = env.sql();
-    lock.execute_batch("BEGIN IMMEDIATE; UPDATE users SET name = name;")
-        .unwrap();
+    let lock = env.lock_writes();
     let err = env.fails(&["check-reminders"], 4);
     assert!(err.contains("locked by another process"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
     assert_eq!(env.dump(), before, "nothing half-written");
     let s = env.tick();
     assert_eq!(s["created"], 1);
@@ -563,3 +561,23 @@ fn a_second_signal_stops_at_once() {
         stopped.elapsed()
     );
 }
+
+// SQLite-only, not listed below:
+// - a_read_only_database_is_refused_clearly: file permissions.
+// - rows_written_by_an_app_with_broken_values_are_reported_and_skipped: text in time columns, which PostgreSQL's typed columns refuse.
+crate::support::on_postgres!(
+    sixteen_ticks_started_together_send_everything_once,
+    ticks_killed_at_random_moments_lose_nothing,
+    a_slow_server_is_waited_for,
+    a_connection_dropped_mid_message_is_retried_without_loss,
+    a_server_failing_every_third_message_delivers_all_once,
+    a_tick_on_a_database_locked_past_the_busy_timeout_fails_cleanly,
+    a_server_that_never_greets_holds_a_tick_no_longer_than_max_runtime,
+    a_server_trickling_its_answers_is_cut_at_max_runtime_without_duplicates,
+    a_slow_answer_to_the_message_is_waited_for_and_never_sent_twice,
+    a_wrong_smtp_password_keeps_the_mail_and_makes_status_unhealthy,
+    #[cfg(unix)]
+    sigterm_finishes_the_message_in_flight_gives_back_the_rest_and_exits_143,
+    #[cfg(unix)]
+    a_second_signal_stops_at_once,
+);

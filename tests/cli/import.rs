@@ -268,3 +268,16 @@ fn after_an_import_the_schemas_guards_are_back_and_the_index_is_whole() {
         .to_string();
     assert!(err.contains("events.starts_at must be a time"), "{err}");
 }
+
+crate::support::on_postgres!(
+    a_jsonl_file_with_a_bom_is_read,
+    line_numbers_are_lines_even_when_quoted_cells_span_several,
+    a_wrong_header_is_reported_once_not_per_row,
+    a_huge_bad_cell_is_not_echoed_whole,
+    an_end_that_disagrees_with_the_duration_is_refused,
+    double_bookings_are_reported_with_every_other_mistake_in_one_run,
+    spreadsheet_leftovers_are_tolerated,
+    no_video_meeting_is_left_for_what_was_not_written,
+);
+// SQLite-only: after_an_import_the_schemas_guards_are_back_and_the_index_is_whole (the
+// triggers and the R*Tree index are SQLite's).

@@ -146,3 +146,11 @@ fn send_no_email_is_in_app_only() {
     );
     assert!(err.contains("unknown user"), "{err}");
 }
+
+crate::support::on_postgres!(
+    list_is_newest_first_with_the_contract_fields,
+    read_state_and_badge,
+    unknown_ids_change_nothing,
+    delete_and_clear_read,
+    send_no_email_is_in_app_only,
+);

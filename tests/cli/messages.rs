@@ -460,3 +460,16 @@ fn sendmail_and_stdout_transports_deliver_the_same_message() {
         "{printed}"
     );
 }
+
+crate::support::on_postgres!(
+    assigned_email_is_multipart_escaped_with_a_parsable_invite,
+    times_are_shown_in_the_recipients_zone_across_dst,
+    cancellation_invite_cancels_with_a_higher_sequence,
+    a_user_without_email_gets_in_app_notices_only,
+    template_override_replaces_one_template_and_a_broken_one_is_named,
+    whereby_creates_the_room_and_falls_back_to_jitsi_when_it_fails,
+    jitsi_rooms_are_unguessable_and_explicit_links_kept,
+    webhook_is_signed_and_delivered_once_after_a_500,
+    rescheduled_email_shows_the_old_and_the_new_time,
+    sendmail_and_stdout_transports_deliver_the_same_message,
+);

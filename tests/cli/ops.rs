@@ -44,7 +44,7 @@ fn prune_removes_old_finished_rows_only() {
     env.at("2030-03-01T09:00:00Z");
     env.tick();
     // Note 3 stays unread; note 4 is read but its email waits for a retry.
-    env.sql().execute("UPDATE deliveries SET status = 'failed', next_attempt_at = '2030-03-02T00:00:00Z' WHERE notification_id = 4", []).unwrap();
+    env.exec("UPDATE deliveries SET status = 'failed', next_attempt_at = '2030-03-02T00:00:00Z' WHERE notification_id = 4");
     let before = env.dump();
     let dry = env.json(&["prune", "--older-than", "30d", "--dry-run"]);
     assert_eq!(dry["removed"]["notifications"], 2, "{dry}");
@@ -222,14 +222,13 @@ fn a_database_locked_by_another_writer_fails_clearly_and_changes_nothing() {
     env.config("[database]\nbusy_timeout = \"1s\"\n");
     env.user("ana@example.org", &[]);
     let before = env.dump();
-    let conn = env.sql();
-    conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO users (email, name, created_at) VALUES ('lock@example.org', 'L', '2030-01-01T00:00:00Z');").unwrap();
+    let lock = env.lock_writes();
     let err = env.fails(&["user", "add", "--email", "bob@example.com", "--name", "Bob"], 4);
     assert!(
         err.contains("locked by another process") && err.contains("nothing was changed"),
         "{err}"
     );
-    conn.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
     assert_eq!(env.dump(), before);
     env.tick();
 }
@@ -309,7 +308,7 @@ fn a_quiet_tick_prints_nothing_unless_something_failed() {
 fn global_options_may_follow_the_subcommand() {
     let env = Env::new();
     env.user("ana@example.org", &[]);
-    let db = env.db.to_str().unwrap().to_string();
+    let db = env.db_arg();
     let out = env.ok(&[
         "unread-count",
         "--user",
@@ -325,3 +324,17 @@ fn global_options_may_follow_the_subcommand() {
         0
     );
 }
+
+// SQLite-only, not listed below:
+// - completions_and_man_page_come_from_the_cli: no database.
+// - demo_runs_and_shows_the_product: the demo makes its own SQLite file.
+crate::support::on_postgres!(
+    status_max_age_exit_codes,
+    prune_removes_old_finished_rows_only,
+    import_users_and_events_all_or_nothing,
+    config_check_tests_the_smtp_login_without_sending,
+    a_database_locked_by_another_writer_fails_clearly_and_changes_nothing,
+    heartbeat_is_pinged_after_a_good_tick_and_a_slow_one_never_holds_it,
+    a_quiet_tick_prints_nothing_unless_something_failed,
+    global_options_may_follow_the_subcommand,
+);

@@ -482,3 +482,19 @@ fn a_misconfigured_webhook_does_not_stop_email() {
     let (_, err) = env.exits(&["status"], 3);
     assert!(err.contains("webhook"), "status names the problem: {err}");
 }
+
+crate::support::on_postgres!(
+    temporary_failure_is_retried_on_schedule_and_arrives_once,
+    permanent_failure_is_dead_at_once_and_listed,
+    retries_stop_at_max_attempts,
+    server_not_listening_loses_nothing,
+    cancelled_while_waiting_for_a_retry_the_reminder_is_dropped,
+    a_reminder_that_can_no_longer_arrive_in_time_expires,
+    sigkill_in_the_middle_of_a_large_batch_loses_nothing,
+    max_runtime_stops_claiming_and_gives_work_back,
+    a_missing_smtp_password_fails_the_tick_clearly_and_keeps_the_mail,
+    a_reminder_for_a_moved_event_is_superseded_not_sent,
+    a_reminder_for_someone_no_longer_a_participant_is_superseded,
+    retry_by_id_requeues_that_delivery_only,
+    a_misconfigured_webhook_does_not_stop_email,
+);

@@ -1,6 +1,11 @@
-//! Test support: a temp environment that runs the real binary, a real SMTP server on
+//! Test support: a temp environment that runs the real binary on either backend (a SQLite
+//! file, or a fresh database of the PostgreSQL test cluster), a real SMTP server on
 //! 127.0.0.1 (the `mailin` protocol crate behind a small accept loop, so tests can make
 //! it fail, stall or drop connections), and a real HTTP receiver (`tiny_http`).
+//!
+//! Every test file keeps its tests as plain `#[test] fn`s (the SQLite variant) and lists
+//! at its end, in `on_postgres!(...)`, those that run on PostgreSQL too; what the SQL of
+//! a test needs, `Env::exec` / `Env::dump` / `Env::lock_writes` do on both.
 
 #![allow(dead_code)]
 
@@ -16,13 +21,87 @@ use assert_cmd::Command;
 use mailin::{Action, Handler, Response, SessionBuilder};
 use serde_json::Value;
 
-/// One test's world: a temp directory with a database, an optional config, a clock.
+/// The database a test's commands use: SQLite unless the test runs through
+/// [`run_on_postgres`] (the `on_postgres!` list at the end of each test file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+thread_local! {
+    // libtest runs each test on its own thread: the choice is per test.
+    static BACKEND: std::cell::Cell<Backend> = const { std::cell::Cell::new(Backend::Sqlite) };
+}
+
+/// Run a test against a fresh PostgreSQL database of the test cluster (`pgcluster`), or
+/// return at once when the machine has no PostgreSQL (`pgcluster` says so on stderr, once).
+pub fn run_on_postgres(test: fn()) {
+    if crate::pgcluster::cluster().is_none() {
+        return;
+    }
+    BACKEND.with(|b| b.set(Backend::Postgres));
+    test();
+}
+
+/// The backend of the running test.
+pub fn backend() -> Backend {
+    BACKEND.with(|b| b.get())
+}
+
+/// Generates, for the listed tests of a file, a `postgres` module whose tests run the same
+/// functions against PostgreSQL: `on_postgres!(a, b)` gives `postgres::a` and `postgres::b`.
+/// A test left out of the list is SQLite-only; each file says which and why.
+/// An entry may carry attributes (`#[cfg(unix)] name`).
+macro_rules! on_postgres {
+    ($($(#[$attr:meta])* $test:ident),+ $(,)?) => {
+        /// The same tests on PostgreSQL (skipped, with a line on stderr, without it).
+        mod postgres {
+            $(
+                #[test]
+                $(#[$attr])*
+                fn $test() {
+                    $crate::support::run_on_postgres(super::$test);
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_postgres;
+
+/// One test's world: a temp directory with a database (a SQLite file there, or a fresh
+/// PostgreSQL database), an optional config, a clock.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// The SQLite file (on PostgreSQL: unused, never created).
     pub db: PathBuf,
+    /// The PostgreSQL database's URL, when the test runs on PostgreSQL.
+    pub pg_url: Option<String>,
     pub config: Option<PathBuf>,
     now: Option<String>,
     envs: Vec<(String, String)>,
+}
+
+/// A test's PostgreSQL database goes with it (`WITH (FORCE)`: a killed tick's session
+/// may linger), so a long run, or one against NOTIFYCTL_TEST_PG_URL, leaves nothing behind.
+impl Drop for Env {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_url.as_deref().and_then(database_name) else {
+            return;
+        };
+        if let Some(pg) = crate::pgcluster::cluster() {
+            let _ = pg
+                .admin()
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// The database a test URL names (`.../NAME?...`), if it is one the tests made.
+fn database_name(url: &str) -> Option<String> {
+    let path = url.split('?').next()?;
+    let name = path.rsplit('/').next()?;
+    name.starts_with("notifyctl_test_").then(|| name.to_string())
 }
 
 impl Env {
@@ -33,16 +112,52 @@ impl Env {
         env
     }
 
-    /// No database yet.
+    /// No database yet (on PostgreSQL: an empty database, without notifyctl's schema).
     pub fn bare() -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("notify.db");
+        let pg_url = match backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                crate::pgcluster::cluster()
+                    .expect("run_on_postgres checked for a cluster")
+                    .new_database(),
+            ),
+        };
         Env {
             dir,
             db,
+            pg_url,
             config: None,
             now: None,
             envs: Vec::new(),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg_url.is_some()
+    }
+
+    /// What `--db` / `NOTIFYCTL_DB` say: the file, or the URL.
+    pub fn db_arg(&self) -> String {
+        match &self.pg_url {
+            Some(url) => url.clone(),
+            None => self.db.display().to_string(),
+        }
+    }
+
+    /// Whether the database exists: the SQLite file, or notifyctl's schema.
+    pub fn exists(&self) -> bool {
+        match &self.pg_url {
+            None => self.db.exists(),
+            Some(_) => self
+                .pg()
+                .query_one(
+                    "SELECT to_regclass('notifyctl.schema_migrations') IS NOT NULL",
+                    &[],
+                )
+                .expect("to_regclass")
+                .get(0),
         }
     }
 
@@ -88,7 +203,7 @@ impl Env {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("notifyctl"));
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("NOTIFYCTL_DB", &self.db)
+            .env("NOTIFYCTL_DB", self.db_arg())
             .current_dir(self.dir.path());
         if let Some(cfg) = &self.config {
             c.env("NOTIFYCTL_CONFIG", cfg);
@@ -176,17 +291,12 @@ impl Env {
 
     /// A copy of the database's state for "nothing was written" checks.
     pub fn dump(&self) -> String {
+        if self.is_postgres() {
+            return self.pg_dump();
+        }
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         let mut out = String::new();
-        for table in [
-            "users",
-            "events",
-            "participants",
-            "notifications",
-            "deliveries",
-            "reminders",
-            "ticks",
-        ] {
+        for table in TABLES {
             let mut stmt = conn
                 .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
                 .unwrap();
@@ -208,9 +318,93 @@ impl Env {
         out
     }
 
+    /// Every row as its text form, in a stable order. (Identity sequences are left out:
+    /// they are not transactional, as SQLite's next rowid is not part of a dump either.)
+    fn pg_dump(&self) -> String {
+        let mut client = self.pg();
+        let mut out = String::new();
+        for table in TABLES {
+            for row in client
+                .query(&format!("SELECT t::text FROM {table} t ORDER BY 1"), &[])
+                .unwrap_or_else(|e| panic!("dump {table}: {e:?}"))
+            {
+                out.push_str(&format!("{table}: {}\n", row.get::<_, String>(0)));
+            }
+        }
+        out
+    }
+
+    /// Run SQL statements (no results) the way a web app would, on either backend. Write
+    /// instants as RFC 3339 literals ('2030-03-10T09:00:00Z'): both read them.
+    pub fn exec(&self, sql: &str) {
+        if let Err(e) = self.try_exec(sql) {
+            panic!("{sql}: {e}");
+        }
+    }
+
+    /// [`Env::exec`], returning the database's error instead of failing the test.
+    pub fn try_exec(&self, sql: &str) -> Result<(), String> {
+        match &self.pg_url {
+            Some(_) => self.pg().batch_execute(sql).map_err(|e| match e.as_db_error() {
+                Some(db) => format!("{} ({})", db.message(), db.code().code()),
+                None => e.to_string(),
+            }),
+            None => self.sql().execute_batch(sql).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A connection to the test's PostgreSQL database, with `search_path` on notifyctl's
+    /// schema so that the SQL of the tests reads the same on both backends.
+    pub fn pg(&self) -> postgres::Client {
+        let url = self.pg_url.as_deref().expect("a PostgreSQL test");
+        let opts = notifyctl::store::postgres::connect::ConnectOptions::from_env(Duration::from_secs(10));
+        let mut client = notifyctl::store::postgres::connect::connect(url, &opts)
+            .unwrap_or_else(|e| panic!("connecting to {url}: {e:#}"));
+        client
+            .batch_execute("SET search_path = notifyctl, public")
+            .expect("search_path");
+        client
+    }
+
+    /// Take the database's write lock, as another writer holding a transaction open would:
+    /// SQLite's `BEGIN IMMEDIATE`; on PostgreSQL, every notifyctl table locked against
+    /// writes (reads go on). Released when the value is dropped.
+    pub fn lock_writes(&self) -> WriteLock {
+        match &self.pg_url {
+            Some(_) => {
+                let mut client = self.pg();
+                client
+                    .batch_execute(&format!(
+                        "BEGIN; LOCK TABLE {} IN EXCLUSIVE MODE",
+                        TABLES.join(", ")
+                    ))
+                    .expect("lock tables");
+                WriteLock::Postgres(client)
+            }
+            None => {
+                let conn = self.sql();
+                conn.execute_batch("BEGIN IMMEDIATE; UPDATE users SET name = name;")
+                    .expect("begin immediate");
+                WriteLock::Sqlite(conn)
+            }
+        }
+    }
+
     /// `n` custom notices for user 1 with their email deliveries, all due at
     /// 2030-03-10T09:00Z, written directly as a web app would (a large batch, quickly).
     pub fn queue_custom(&self, n: usize) {
+        if self.is_postgres() {
+            self.exec(&format!(
+                "WITH n AS (INSERT INTO notifications (user_id, kind, title, body, created_at)
+                            SELECT 1, 'custom', 'bulk ' || i, 'b', '2030-03-10T09:00:00Z'
+                              FROM generate_series(0, {n} - 1) AS i ORDER BY i
+                            RETURNING id)
+                 INSERT INTO deliveries (notification_id, channel, next_attempt_at, created_at, updated_at)
+                 SELECT id, 'email', '2030-03-10T09:00:00Z', '2030-03-10T09:00:00Z', '2030-03-10T09:00:00Z'
+                   FROM n"
+            ));
+            return;
+        }
         let conn = self.sql();
         conn.execute_batch("BEGIN").unwrap();
         for i in 0..n {
@@ -230,7 +424,7 @@ impl Env {
     }
 
     /// A connection without the schema's guards on instants, to write rows as an app
-    /// did before they existed (legacy broken rows).
+    /// did before they existed (legacy broken rows). SQLite only.
     pub fn sql_unguarded(&self) -> rusqlite::Connection {
         let conn = self.sql();
         for t in ["users", "events", "participants"] {
@@ -242,14 +436,13 @@ impl Env {
         conn
     }
 
-    /// Run one SQL statement as the web app would.
-    pub fn exec(&self, sql: &str) {
-        self.sql()
-            .execute_batch(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
+    /// A SQLite connection, for the tests that reach into SQLite itself (PRAGMAs, blobs,
+    /// its triggers): those are SQLite-only.
     pub fn sql(&self) -> rusqlite::Connection {
+        assert!(
+            !self.is_postgres(),
+            "Env::sql is SQLite's: use Env::exec or Env::pg"
+        );
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         conn.busy_timeout(Duration::from_secs(10)).unwrap();
         conn
@@ -267,6 +460,32 @@ impl Env {
         };
         v.sort();
         v
+    }
+}
+
+/// notifyctl's tables, in the order `dump` shows them.
+const TABLES: [&str; 7] = [
+    "users",
+    "events",
+    "participants",
+    "notifications",
+    "deliveries",
+    "reminders",
+    "ticks",
+];
+
+/// Another writer's open transaction (see [`Env::lock_writes`]); rolled back on drop.
+pub enum WriteLock {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        let _ = match self {
+            WriteLock::Sqlite(conn) => conn.execute_batch("ROLLBACK").map_err(|e| e.to_string()),
+            WriteLock::Postgres(client) => client.batch_execute("ROLLBACK").map_err(|e| e.to_string()),
+        };
     }
 }
 
@@ -424,11 +643,21 @@ impl SmtpServer {
     }
 
     /// Start on a given port (a server that comes back after being down).
+    /// Once a reserved port is released, another test's outgoing connection (the
+    /// PostgreSQL variants open many) may hold it for a moment: a few tries.
     pub fn start_on(port: u16) -> SmtpServer {
-        SmtpServer::listen(
-            TcpListener::bind(("127.0.0.1", port)).expect("bind smtp port"),
-            SmtpPolicy::default(),
-        )
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(listener) => break listener,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
+                    tries += 1;
+                    thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("bind smtp port {port}: {e}"),
+            }
+        };
+        SmtpServer::listen(listener, SmtpPolicy::default())
     }
 
     fn listen(listener: TcpListener, policy: SmtpPolicy) -> SmtpServer {

@@ -94,3 +94,10 @@ fn bad_input_is_refused_with_one_line_and_nothing_written() {
     assert_eq!(env.dump(), before);
     env.fails(&["user", "update", "nobody@example.org", "--name", "N"], 2);
 }
+
+crate::support::on_postgres!(
+    add_prints_the_id_and_json_shape,
+    users_are_named_by_id_or_email_case_insensitively,
+    update_and_remove,
+    bad_input_is_refused_with_one_line_and_nothing_written,
+);

@@ -384,9 +384,11 @@ fn find_cause<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Opt
 
 /// The SQLSTATE of the first PostgreSQL error in `err`'s chain, if any.
 pub fn sql_state(err: &anyhow::Error) -> Option<SqlState> {
-    err.chain()
-        .find_map(|cause| cause.downcast_ref::<::postgres::Error>())
-        .and_then(|e| e.code().cloned())
+    err.chain().find_map(|cause| {
+        let client_error = cause.downcast_ref::<::postgres::Error>().and_then(|e| e.code());
+        let store_error = cause.downcast_ref::<super::DbFailure>().and_then(|e| e.code());
+        client_error.or(store_error).cloned()
+    })
 }
 
 /// A statement gave up waiting for another session's lock (`lock_timeout`, SQLSTATE 55P03):

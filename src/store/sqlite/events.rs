@@ -128,6 +128,8 @@ impl EventOps for SqliteStore {
         event_id: i64,
         user_id: i64,
         role: &str,
+        // SQLite has no constraint to exempt the row from: `find_overlap` is the rule.
+        _allow_overlap: bool,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let n = self
