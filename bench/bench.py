@@ -431,16 +431,23 @@ class Pg:
     def __init__(self, tmp):
         bins = sorted(d for d in os.listdir("/usr/lib/postgresql") if os.path.isdir(f"/usr/lib/postgresql/{d}/bin"))
         self.bin = f"/usr/lib/postgresql/{bins[-1]}/bin"
-        self.dir = tempfile.mkdtemp(prefix="nfy-bench-pg-", dir=tmp)
+        # Not under `tmp`: that is private to us, and the server runs as the postgres user.
+        self.dir = tempfile.mkdtemp(prefix="nfy-bench-pg-")
         self.port = free_port()
         as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")
         self.as_pg = as_pg
-        subprocess.run(as_pg + [f"{self.bin}/initdb", "-D", f"{self.dir}/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
+        self._run(as_pg + [f"{self.bin}/initdb", "-D", f"{self.dir}/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
         opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off -c synchronous_commit=off -c max_connections=100 -c shared_buffers=256MB"
-        subprocess.run(as_pg + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-l", f"{self.dir}/log", "-w", "-o", opts, "start"], check=True, capture_output=True)
+        self._run(as_pg + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-l", f"{self.dir}/log", "-w", "-o", opts, "start"])
         self.n = 0
+
+    @staticmethod
+    def _run(args):
+        proc = subprocess.run(args, capture_output=True)
+        if proc.returncode != 0:
+            sys.exit(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.decode()}{proc.stdout.decode()}")
 
     def url(self, db):
         return f"postgres://postgres@127.0.0.1:{self.port}/{db}?sslmode=disable"
