@@ -12,7 +12,11 @@
 //!   caller's [`Deliverer::prepare`]).
 //!
 //! The loop knows channels only through [`Sender`], and gets its senders from its caller.
+//!
+//! Its log events carry the tick, delivery, user and event ids and the channel as fields
+//! of their own (`tracing`), so a JSON log line can be filtered by any of them.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -30,6 +34,8 @@ pub fn backoff(base: TimeDelta, max: TimeDelta, attempts: u32) -> TimeDelta {
 /// How the loop claims and retries.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The tick this run belongs to, for the logs.
+    pub tick_id: i64,
     /// This tick's claim key.
     pub owner: String,
     pub batch_size: u32,
@@ -76,6 +82,9 @@ pub struct Attention {
     pub unusable: Vec<String>,
     /// Deliveries that went dead, one line each (`delivery N to X: why`).
     pub dead: Vec<String>,
+    /// Outcomes by (channel, outcome): `sent`, `failed` (to be retried), `dead`, `dropped`,
+    /// the same counts as the summary's, split by channel (for the metrics file).
+    pub outcomes: BTreeMap<(String, &'static str), i64>,
 }
 
 /// Deliver due work until none is left or `deadline` passes. Counts go to `summary`.
@@ -117,6 +126,9 @@ struct Outbox<'a> {
     lease_deadline: Instant,
 }
 
+/// The channel label of a delivery whose row could not be read.
+const UNKNOWN_CHANNEL: &str = "unknown";
+
 /// How long before its claim lapses a tick stops using it (at most a quarter of the claim).
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
@@ -145,7 +157,10 @@ impl Outbox<'_> {
         let deadline = self.deadline;
         loop {
             if Instant::now() >= deadline {
-                log::warn!("max runtime reached: remaining deliveries wait for the next tick");
+                tracing::warn!(
+                    tick_id = s.tick_id,
+                    "max runtime reached: remaining deliveries wait for the next tick"
+                );
                 return Ok(());
             }
             let now = self.clock.now();
@@ -174,7 +189,8 @@ impl Outbox<'_> {
                 if Instant::now() >= deadline {
                     let rest = &ids[i..];
                     store::write(&mut *self.store, |ops| ops.release_claims(&s.owner, rest))?;
-                    log::warn!(
+                    tracing::warn!(
+                        tick_id = s.tick_id,
                         "max runtime reached: {} claimed deliveries given back",
                         rest.len()
                     );
@@ -195,13 +211,30 @@ impl Outbox<'_> {
         }
     }
 
-    fn record(&mut self, id: i64, outcome: &DeliveryOutcome) -> anyhow::Result<()> {
+    /// Record an outcome of a delivery on `channel` (`unknown` when its row is unreadable).
+    fn record(&mut self, id: i64, channel: &str, outcome: &DeliveryOutcome) -> anyhow::Result<()> {
+        let label = match outcome {
+            DeliveryOutcome::Sent { .. } => "sent",
+            DeliveryOutcome::Retry { .. } => "failed",
+            DeliveryOutcome::Dead { .. } => "dead",
+            DeliveryOutcome::Dropped { .. } => "dropped",
+        };
+        *self
+            .attention
+            .outcomes
+            .entry((channel.to_string(), label))
+            .or_default() += 1;
         let now = self.clock.now();
         let owner = &self.settings.owner;
         if !store::write(&mut *self.store, |ops| {
             ops.record_outcome(id, owner, outcome, now)
         })? {
-            log::warn!("delivery {id}: claim lost to another tick; its outcome was not recorded");
+            tracing::warn!(
+                tick_id = self.settings.tick_id,
+                delivery_id = id,
+                channel,
+                "delivery {id}: claim lost to another tick; its outcome was not recorded"
+            );
         }
         Ok(())
     }
@@ -214,8 +247,8 @@ impl Outbox<'_> {
             Ok(d) => d,
             Err(e) => {
                 let error = format!("unreadable row: {e:#}");
-                self.went_dead(id, "?", &error, summary);
-                return self.record(id, &DeliveryOutcome::Dead { error });
+                self.went_dead(id, None, "?", &error, summary);
+                return self.record(id, UNKNOWN_CHANNEL, &DeliveryOutcome::Dead { error });
             }
         };
         if self.down.contains(&d.channel) {
@@ -225,13 +258,20 @@ impl Outbox<'_> {
         let message = match self.deliverer.prepare(self.store.ops(), &d, now)? {
             Prepared::Send(message) => message,
             Prepared::Drop { status, reason } => {
-                log::info!("delivery {id} {status}: {reason}");
+                tracing::info!(
+                    tick_id = s.tick_id,
+                    delivery_id = id,
+                    user_id = d.user_id,
+                    event_id = d.event_id,
+                    channel = d.channel.as_str(),
+                    "delivery {id} {status}: {reason}"
+                );
                 summary.dropped += 1;
-                return self.record(id, &DeliveryOutcome::Dropped { status, reason });
+                return self.record(id, &d.channel, &DeliveryOutcome::Dropped { status, reason });
             }
             Prepared::Dead(error) => {
-                self.went_dead(id, &format!("user {}", d.user_id), &error, summary);
-                return self.record(id, &DeliveryOutcome::Dead { error });
+                self.went_dead(id, Some(&d), &format!("user {}", d.user_id), &error, summary);
+                return self.record(id, &d.channel, &DeliveryOutcome::Dead { error });
             }
         };
         let send_deadline = self.send_deadline();
@@ -242,7 +282,12 @@ impl Outbox<'_> {
                 // a problem of the channel, not of this message: its deliveries wait,
                 // without spending an attempt, and the others go on.
                 let problem = format!("the {} channel cannot be used: {e:#}", d.channel);
-                log::error!("{problem}; its deliveries wait for the next tick");
+                tracing::error!(
+                    tick_id = s.tick_id,
+                    delivery_id = id,
+                    channel = d.channel.as_str(),
+                    "{problem}; its deliveries wait for the next tick"
+                );
                 self.attention.unusable.push(problem);
                 self.down.push(d.channel.clone());
                 let owner = &s.owner;
@@ -255,28 +300,48 @@ impl Outbox<'_> {
         let outcome = match result {
             Ok(sent) => {
                 summary.sent += 1;
-                log::info!("delivery {id} sent by {} to {to}: {}", d.channel, sent.response);
+                tracing::info!(
+                    tick_id = s.tick_id,
+                    delivery_id = id,
+                    user_id = d.user_id,
+                    event_id = d.event_id,
+                    channel = d.channel.as_str(),
+                    "delivery {id} sent by {} to {to}: {}",
+                    d.channel,
+                    sent.response
+                );
                 DeliveryOutcome::Sent {
                     message_id: sent.message_id,
                     response: sent.response,
                 }
             }
             Err(SendError::Permanent(error)) => {
-                self.went_dead(id, to, &format!("refused for good: {error}"), summary);
+                self.went_dead(id, Some(&d), to, &format!("refused for good: {error}"), summary);
                 DeliveryOutcome::Dead { error }
             }
             Err(SendError::Misconfigured(error)) => {
                 // The server refused our settings (a wrong password): not this message's
                 // fault. Set the channel aside, keep the delivery without spending an attempt.
                 let problem = format!("the {} channel was refused: {error}", d.channel);
-                log::error!("{problem}; its deliveries wait for the next tick");
+                tracing::error!(
+                    tick_id = s.tick_id,
+                    delivery_id = id,
+                    channel = d.channel.as_str(),
+                    "{problem}; its deliveries wait for the next tick"
+                );
                 self.attention.unusable.push(problem);
                 self.down.push(d.channel.clone());
                 let owner = &s.owner;
                 return store::write(&mut *self.store, |ops| ops.release_claims(owner, &[id])).map(drop);
             }
             Err(SendError::Unconfirmed(error)) if attempts >= s.max_attempts => {
-                self.went_dead(id, to, &format!("failed {attempts} times: {error}"), summary);
+                self.went_dead(
+                    id,
+                    Some(&d),
+                    to,
+                    &format!("failed {attempts} times: {error}"),
+                    summary,
+                );
                 DeliveryOutcome::Dead { error }
             }
             Err(SendError::Unconfirmed(error)) => {
@@ -284,21 +349,27 @@ impl Outbox<'_> {
                 let error = format!(
                     "no answer after the message was sent, so it may have arrived; the retry may duplicate it: {error}"
                 );
-                self.retry(id, to, error, attempts, now, summary)
+                self.retry(id, &d, to, error, attempts, now, summary)
             }
             Err(
                 SendError::Temporary(error) | SendError::Unavailable(error) | SendError::Throttled(error, _),
             ) if attempts >= s.max_attempts => {
-                self.went_dead(id, to, &format!("failed {attempts} times: {error}"), summary);
+                self.went_dead(
+                    id,
+                    Some(&d),
+                    to,
+                    &format!("failed {attempts} times: {error}"),
+                    summary,
+                );
                 DeliveryOutcome::Dead { error }
             }
-            Err(SendError::Temporary(error)) => self.retry(id, to, error, attempts, now, summary),
+            Err(SendError::Temporary(error)) => self.retry(id, &d, to, error, attempts, now, summary),
             Err(SendError::Throttled(error, wait)) => {
                 // Honour the server's Retry-After (at most a day), never sooner than backoff.
                 let asked = TimeDelta::from_std(wait)
                     .unwrap_or(TimeDelta::days(1))
                     .min(TimeDelta::days(1));
-                let mut outcome = self.retry(id, to, error, attempts, now, summary);
+                let mut outcome = self.retry(id, &d, to, error, attempts, now, summary);
                 if let DeliveryOutcome::Retry { next_attempt_at, .. } = &mut outcome {
                     *next_attempt_at = (*next_attempt_at).max(now + asked);
                 }
@@ -306,10 +377,10 @@ impl Outbox<'_> {
             }
             Err(SendError::Unavailable(error)) => {
                 self.down.push(d.channel.clone());
-                self.retry(id, to, error, attempts, now, summary)
+                self.retry(id, &d, to, error, attempts, now, summary)
             }
         };
-        self.record(id, &outcome)
+        self.record(id, &d.channel, &outcome)
     }
 
     /// A delivery whose preparation or sending panicked: dead, with the panic's message,
@@ -326,22 +397,38 @@ impl Outbox<'_> {
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
         let error = format!("internal error while sending (please report it): {what}");
-        self.went_dead(id, "?", &error, summary);
-        self.record(id, &DeliveryOutcome::Dead { error })
+        self.went_dead(id, None, "?", &error, summary);
+        self.record(id, UNKNOWN_CHANNEL, &DeliveryOutcome::Dead { error })
     }
 
     /// Count and describe a delivery that will not be retried by itself. Logged as a
     /// warning: the tick's own error line (exit 3) is the one a quiet cron run mails.
-    fn went_dead(&mut self, id: i64, to: &str, why: &str, summary: &mut TickSummary) {
+    fn went_dead(
+        &mut self,
+        id: i64,
+        d: Option<&ClaimedDelivery>,
+        to: &str,
+        why: &str,
+        summary: &mut TickSummary,
+    ) {
         summary.dead += 1;
         let line = format!("delivery {id} to {to}: {why}");
-        log::warn!("{line}; marked dead");
+        tracing::warn!(
+            tick_id = self.settings.tick_id,
+            delivery_id = id,
+            user_id = d.map(|d| d.user_id),
+            event_id = d.and_then(|d| d.event_id),
+            channel = d.map(|d| d.channel.as_str()),
+            "{line}; marked dead"
+        );
         self.attention.dead.push(line);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn retry(
         &self,
         id: i64,
+        d: &ClaimedDelivery,
         to: &str,
         error: String,
         attempts: u32,
@@ -351,7 +438,12 @@ impl Outbox<'_> {
         summary.failed += 1;
         let s = self.settings;
         let wait = backoff(s.backoff_base, s.backoff_max, attempts);
-        log::warn!(
+        tracing::warn!(
+            tick_id = s.tick_id,
+            delivery_id = id,
+            user_id = d.user_id,
+            event_id = d.event_id,
+            channel = d.channel.as_str(),
             "delivery {id} to {to} failed (attempt {attempts}), retry in {}: {error}",
             crate::input::format_duration(wait)
         );

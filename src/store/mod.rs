@@ -446,6 +446,21 @@ pub trait DeliveryOps {
     /// Re-queue now with a fresh attempt budget.
     fn requeue(&mut self, ids: &[i64], now: DateTime<Utc>) -> anyhow::Result<usize>;
     fn requeue_dead(&mut self, now: DateTime<Utc>) -> anyhow::Result<usize>;
+    /// When the oldest delivery still waiting (pending, failed or sending) was created,
+    /// for the metrics file's backlog age. The default walks every waiting delivery; a
+    /// backend answers it with one `min(created_at)` query.
+    fn oldest_waiting_delivery(&mut self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let mut oldest: Option<DateTime<Utc>> = None;
+        for status in ["pending", "failed", "sending"] {
+            self.list_deliveries(Some(status), u32::MAX, &mut |row| {
+                if let Ok(d) = row {
+                    oldest = Some(oldest.map_or(d.created_at, |o| o.min(d.created_at)));
+                }
+                Ok(())
+            })?;
+        }
+        Ok(oldest)
+    }
 }
 
 // ---------------------------------------------------------------------------------------
