@@ -24,6 +24,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::OnceLock;
 
 use clap::ValueEnum;
 use tracing::{Event, Level, Subscriber};
@@ -50,6 +51,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// How this run logs, for [`report_failure`] (set once by [`init`]).
+static MODE: OnceLock<(LogFormat, bool)> = OnceLock::new();
+
 pub fn init(g: &GlobalOpts) {
     let level = if g.quiet {
         "error"
@@ -71,6 +75,7 @@ pub fn init(g: &GlobalOpts) {
         _ => default(),
     };
     let journal = stderr_is_journal(std::env::var(JOURNAL_ENV).ok().as_deref());
+    let _ = MODE.set((g.log_format, journal));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(SafeStderr)
@@ -104,6 +109,19 @@ pub fn init(g: &GlobalOpts) {
             tracing::warn!("{why}");
         }
     }
+}
+
+/// The program's last word when a command fails (`main.rs`): one line on stderr, never
+/// filtered away, as a JSON error event in the JSON format (with its `exit_code`), else as
+/// `notifyctl: error: ...` with the journald error priority when stderr is the journal.
+pub fn report_failure(message: &str, exit_code: u8) {
+    let (format, journal) = MODE.get().copied().unwrap_or_default();
+    if format == LogFormat::Json && tracing::enabled!(Level::ERROR) {
+        tracing::error!(exit_code, "{message}");
+        return;
+    }
+    let prefix = if journal { "<3>" } else { "" };
+    crate::output::stderr_line(&format!("{prefix}notifyctl: error: {message}"));
 }
 
 /// The journald priority of a level (sd-daemon(3): `<3>` error ... `<7>` debug).

@@ -12,6 +12,7 @@ mod hostile;
 mod import;
 mod inbox;
 mod messages;
+mod operations;
 mod ops;
 mod outbox;
 mod pg_connect;
