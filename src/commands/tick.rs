@@ -27,11 +27,10 @@ pub fn run(ctx: &Ctx, args: &CheckRemindersArgs) -> anyhow::Result<()> {
                 max_runtime,
                 mail_to_stderr: ctx.out.json,
             })
-            .map(|report| {
+            .and_then(|report| {
                 print(ctx, &report);
-                report
+                finish_tick(&report)
             })
-            .and_then(|report| finish_tick(&report))
     });
     let failure = result.as_ref().err().map(|e| format!("{e:#}"));
     monitor.finish(&ctx.config, service.as_mut(), failure.as_deref());

@@ -141,11 +141,9 @@ fn with_stderr_file(env: &Env, args: &[&str], journal_stream: Option<&str>) -> (
     (status.code(), std::fs::read_to_string(&path).unwrap())
 }
 
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
+fn rand_suffix() -> usize {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[test]
