@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -263,13 +263,13 @@ impl DirLock {
         let Ok(file) = std::fs::File::open(dir) else {
             return DirLock(None);
         };
-        let give_up = Instant::now() + patience;
+        let give_up = std::time::Instant::now() + patience;
         loop {
             // SAFETY: flock on a descriptor we own; it only takes or refuses the lock.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
                 return DirLock(Some(file));
             }
-            if Instant::now() >= give_up {
+            if std::time::Instant::now() >= give_up {
                 tracing::warn!(
                     "metrics: {} stayed locked by another tick for {patience:?}; writing without the lock",
                     dir.display()
