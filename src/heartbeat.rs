@@ -59,7 +59,7 @@ impl Heartbeat {
         let rid = run_id();
         let timeout = config.heartbeat_timeout.std();
         let url = ping_url(&base, Some("start"), &rid);
-        let start = spawn_ping(url, None, timeout);
+        let start = spawn_ping(url, "start", None, timeout);
         Some(Heartbeat {
             base,
             rid,
@@ -84,14 +84,15 @@ impl Heartbeat {
             );
             return;
         }
-        let (url, body) = match end {
-            End::Success => (ping_url(&self.base, None, &self.rid), None),
+        let (url, which, body) = match end {
+            End::Success => (ping_url(&self.base, None, &self.rid), "success", None),
             End::Fail(why) => (
                 ping_url(&self.base, Some("fail"), &self.rid),
+                "fail",
                 Some(crate::input::printable(why, MAX_BODY)),
             ),
         };
-        let done = spawn_ping(url, body, left);
+        let done = spawn_ping(url, which, body, left);
         // A ping thread that outlives the wait (a DNS lookup that hangs) is left behind;
         // the process exits right after the tick.
         let _ = done.recv_timeout(left);
@@ -115,12 +116,12 @@ fn host(url: &Url) -> String {
 }
 
 /// Ping on a thread of its own; the receiver hears when it is done (or the thread died).
-fn spawn_ping(url: Url, body: Option<String>, timeout: Duration) -> mpsc::Receiver<()> {
+fn spawn_ping(url: Url, which: &'static str, body: Option<String>, timeout: Duration) -> mpsc::Receiver<()> {
     let (tx, rx) = mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("heartbeat".into())
         .spawn(move || {
-            ping(&url, body.as_deref(), timeout);
+            ping(&url, which, body.as_deref(), timeout);
             let _ = tx.send(());
         });
     if let Err(e) = spawned {
@@ -129,16 +130,12 @@ fn spawn_ping(url: Url, body: Option<String>, timeout: Duration) -> mpsc::Receiv
     rx
 }
 
-fn ping(url: &Url, body: Option<&str>, timeout: Duration) {
+/// Send one ping (`which`: start, success or fail); a failure is a warning.
+fn ping(url: &Url, which: &str, body: Option<&str>, timeout: Duration) {
     let agent = ureq::AgentBuilder::new()
         .timeout(timeout)
         .user_agent(concat!("notifyctl/", env!("CARGO_PKG_VERSION")))
         .build();
-    let which = match url.path_segments().and_then(|mut s| s.next_back()) {
-        Some("start") => "start",
-        Some("fail") => "fail",
-        _ => "success",
-    };
     let result = match body {
         None => agent.get(url.as_str()).call(),
         Some(body) => agent
