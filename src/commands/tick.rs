@@ -11,18 +11,19 @@ use crate::service::Service;
 use crate::Ctx;
 
 pub fn run(ctx: &Ctx, args: &CheckRemindersArgs) -> anyhow::Result<()> {
-    let max_runtime = args.max_runtime.as_deref().map(parse_duration).transpose()?;
+    let max_runtime = || args.max_runtime.as_deref().map(parse_duration).transpose();
     if args.dry_run {
+        max_runtime()?;
         let mut service = ctx.service()?;
         return finish(ctx, dry_run(ctx, &mut service)?);
     }
     // From here on, monitoring sees the tick: `/start` now, and `/fail` or success with the
-    // metrics file whatever happens next (`service::monitor`).
+    // metrics file whatever happens next (`service::monitor`), a bad --max-runtime included.
     let monitor = TickMonitor::start(&ctx.config, ctx.now());
     let mut service = None;
-    let result = ctx.service().and_then(|s| {
+    let result = max_runtime().and_then(|max_runtime| {
         service
-            .insert(s)
+            .insert(ctx.service()?)
             .tick(TickOptions {
                 max_runtime,
                 mail_to_stderr: ctx.out.json,
