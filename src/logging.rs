@@ -2,15 +2,17 @@
 //! and cron mail, or as JSON lines for a log shipper (`--log-format json`).
 //!
 //! Default level: warnings, so a cron tick is silent unless something needs a look.
-//! `-q` shows errors only, `-v` info, `-vv` debug; `NOTIFYCTL_LOG` (a `tracing`
-//! `EnvFilter`, which reads env_logger's simple forms too: `info`, `notifyctl=debug`)
+//! `-q` shows errors only, `-v` info, `-vv` debug; `NOTIFYCTL_LOG` (env_logger's
+//! `target=level` list: `info`, `notifyctl=debug`, `warn,notifyctl::outbox=trace`)
 //! overrides both. Dependencies' chatter stays at warn.
 //!
 //! Built on `tracing` + `tracing-subscriber` rather than formatted by hand: its JSON
 //! formatter writes each event's fields (tick, delivery, event and user ids, channel) as
-//! keys of their own, and its `EnvFilter` keeps `NOTIFYCTL_LOG` working. Code still using
-//! the `log` macros (some modules, and the crates we use: rustls, ureq, postgres) reaches
-//! the same output through the `tracing-log` bridge.
+//! keys of their own. `NOTIFYCTL_LOG` is read by its `Targets` filter, which has exactly
+//! env_logger's `target=level` syntax; `EnvFilter` would add span and field-value filters
+//! that a cron job has no use for, and a regex engine with them (about 1 MB of binary).
+//! Code still using the `log` macros (the crates we use: rustls, ureq, postgres; a few
+//! modules) reaches the same output through the `tracing-log` bridge.
 //!
 //! Under systemd, whose journal reads a `<N>` syslog priority at the start of each line,
 //! every line starts with its priority, so `journalctl -p err` finds the errors. That is
@@ -30,12 +32,14 @@ use clap::ValueEnum;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, MakeWriter};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::GlobalOpts;
 
-/// The variable that overrides the log level (`EnvFilter` syntax).
+/// The variable that overrides the log level (`target=level,...`, as env_logger).
 pub const LOG_ENV: &str = "NOTIFYCTL_LOG";
 /// The variable systemd sets to the journal stream's `device:inode` when stderr goes there.
 pub const JOURNAL_ENV: &str = "JOURNAL_STREAM";
@@ -56,19 +60,23 @@ static MODE: OnceLock<(LogFormat, bool)> = OnceLock::new();
 
 pub fn init(g: &GlobalOpts) {
     let level = if g.quiet {
-        "error"
+        Level::ERROR
     } else {
         match g.verbose {
-            0 => "warn",
-            1 => "info",
-            _ => "debug",
+            0 => Level::WARN,
+            1 => Level::INFO,
+            _ => Level::DEBUG,
         }
     };
     // Our own messages at the chosen level; dependencies' chatter stays at warn.
-    let default = || EnvFilter::new(format!("warn,notifyctl={level}"));
+    let default = || {
+        Targets::new()
+            .with_default(Level::WARN)
+            .with_target("notifyctl", level)
+    };
     let mut bad_spec = None;
     let filter = match std::env::var(LOG_ENV) {
-        Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+        Ok(spec) if !spec.trim().is_empty() => spec.trim().parse::<Targets>().unwrap_or_else(|e| {
             bad_spec = Some(format!("{LOG_ENV}: {e}; using the default level"));
             default()
         }),
@@ -76,17 +84,17 @@ pub fn init(g: &GlobalOpts) {
     };
     let journal = stderr_is_journal(std::env::var(JOURNAL_ENV).ok().as_deref());
     let _ = MODE.set((g.log_format, journal));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(SafeStderr)
         // A failed write is SafeStderr's to swallow; the layer must not print about it.
         .log_internal_errors(false);
+    let registry = tracing_subscriber::registry().with(filter);
     let installed = match g.log_format {
-        LogFormat::Text => builder
-            .event_format(Journald {
+        LogFormat::Text => registry
+            .with(layer.event_format(Journald {
                 prefix: journal,
                 inner: TextLine,
-            })
+            }))
             .try_init(),
         LogFormat::Json => {
             let json = tracing_subscriber::fmt::format()
@@ -94,13 +102,16 @@ pub fn init(g: &GlobalOpts) {
                 .flatten_event(true)
                 .with_current_span(true)
                 .with_span_list(false);
-            builder
-                // Span fields must be recorded as JSON too, for the "span" key.
-                .fmt_fields(JsonFields::new())
-                .event_format(Journald {
-                    prefix: journal,
-                    inner: json,
-                })
+            registry
+                .with(
+                    layer
+                        // Span fields must be recorded as JSON too, for the "span" key.
+                        .fmt_fields(JsonFields::new())
+                        .event_format(Journald {
+                            prefix: journal,
+                            inner: json,
+                        }),
+                )
                 .try_init()
         }
     };
