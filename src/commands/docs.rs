@@ -118,7 +118,7 @@ fn environment(cmd: &clap::Command) -> Vec<(String, String)> {
         .collect();
     vars.push((
         crate::logging::LOG_ENV.to_string(),
-        "Log filter (tracing EnvFilter syntax, e.g. info, notifyctl=debug); overrides -q and -v. Logs go to stderr."
+        "Log filter, a list of target=level as for env_logger (e.g. info, notifyctl=debug, warn,notifyctl::outbox=trace); overrides -q and -v. Logs go to stderr."
             .to_string(),
     ));
     vars.push((
