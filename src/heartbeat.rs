@@ -6,8 +6,10 @@
 //! could not be opened, the tick broke off), and also a tick that finished but exits 3
 //! because deliveries went dead or a channel could not be used. Monitoring then agrees with
 //! cron and systemd, which show that run as failed too, and the `/fail` ping carries the
-//! one-line reason in its body, which healthchecks.io shows in the check's log. Retries
-//! waiting for a server that was down are a success (exit 0), as everywhere else.
+//! exit status and the one-line reason in its body, which healthchecks.io shows in the
+//! check's log. (`URL/<exit status>` would tell healthchecks.io the same, but `/fail` is the
+//! convention other services share.) Retries waiting for a server that was down are a
+//! success (exit 0), as everywhere else.
 //!
 //! Every ping of one tick carries the same `rid` (a random UUID), so healthchecks.io pairs
 //! the start with its end even when two ticks overlap, and measures each tick's duration.

@@ -33,7 +33,10 @@ pub fn run(ctx: &Ctx, args: &CheckRemindersArgs) -> anyhow::Result<()> {
                 finish_tick(&report)
             })
     });
-    let failure = result.as_ref().err().map(|e| format!("{e:#}"));
+    let failure = result
+        .as_ref()
+        .err()
+        .map(|e| format!("exit status {}: {e:#}", crate::error::classify(e)));
     monitor.finish(&ctx.config, service.as_mut(), failure.as_deref());
     result
 }

@@ -422,7 +422,11 @@ fn a_tick_that_exits_3_pings_fail_with_the_reason() {
     let reqs = hb.requests();
     let urls: Vec<&str> = reqs.iter().map(|r| r.url.split('?').next().unwrap()).collect();
     assert_eq!(urls, vec!["/hc/start", "/hc/fail"]);
-    assert!(reqs[1].body.contains("went dead"), "{}", reqs[1].body);
+    assert!(
+        reqs[1].body.starts_with("exit status 3: tick: ") && reqs[1].body.contains("went dead"),
+        "{}",
+        reqs[1].body
+    );
 }
 
 #[test]
