@@ -100,11 +100,15 @@ impl SecretSetting<'_> {
     pub fn require(&self, need: &str) -> anyhow::Result<Secret> {
         match self.read()? {
             Some((secret, _)) => Ok(secret),
+            None if self.env.is_empty() => Err(user_error(format!(
+                "{} is not set: {need}; neither {}_file nor {}_env is set",
+                self.what, self.key, self.key
+            ))),
             None => Err(user_error(format!(
-                "{} is not set: {need}; put it in a file named by {}_file, or in the environment variable {} ({}_env)",
+                "{} is not set: {need}; environment variable {} is not set ({}_env), nor {}_file",
                 self.what,
-                self.key,
                 printable(self.env, 100),
+                self.key,
                 self.key
             ))),
         }
