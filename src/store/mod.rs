@@ -511,6 +511,9 @@ pub trait DeliveryOps {
     /// Re-queue now with a fresh attempt budget.
     fn requeue(&mut self, ids: &[i64], now: DateTime<Utc>) -> anyhow::Result<usize>;
     fn requeue_dead(&mut self, now: DateTime<Utc>) -> anyhow::Result<usize>;
+    /// When the oldest delivery still waiting (pending, failed or sending) was created,
+    /// for the metrics file's backlog age.
+    fn oldest_waiting_delivery(&mut self) -> anyhow::Result<Option<DateTime<Utc>>>;
 }
 
 // ---------------------------------------------------------------------------------------
