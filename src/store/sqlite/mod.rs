@@ -123,6 +123,13 @@ impl SqliteStore {
         // otherwise.
         self.conn
             .execute_batch("PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")?;
+        // Checkpoints every 10,000 WAL pages (about 40 MiB) instead of 1,000: each one costs
+        // two fsyncs, and a busy tick that commits once per message (about eight pages
+        // each) spent more time in those fsyncs than in SQL. Pages written again and again
+        // (the outbox's indexes) are copied to the database once per checkpoint. The WAL
+        // file is cut back to 16 MiB after a checkpoint resets it.
+        self.conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 16777216;")?;
         if version < migrations::SCHEMA_VERSION {
             migrations::migrate(&self.conn, &self.path)?;
         }
