@@ -9,6 +9,7 @@
 // macros panic when the write fails.
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod agenda;
 pub mod channels;
 pub mod cli;
 pub mod clock;
@@ -19,11 +20,14 @@ pub mod files;
 pub mod fsperm;
 pub mod input;
 pub mod interrupt;
+pub mod localtime;
 pub mod logging;
 pub mod messages;
 pub mod model;
 pub mod outbox;
 pub mod output;
+pub mod preferences;
+pub mod quiet_hours;
 pub mod recurrence;
 pub mod reminders;
 pub mod service;

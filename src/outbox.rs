@@ -70,6 +70,12 @@ pub enum Prepared {
     },
     /// It cannot be sent at all (a row that cannot be read): dead, with the reason.
     Dead(String),
+    /// Not now, and nothing failed: it waits, pending, until `until` (the recipient's
+    /// quiet hours), without spending an attempt.
+    Hold {
+        until: DateTime<Utc>,
+        reason: String,
+    },
 }
 
 /// The caller's side of the loop, on this thread: re-checking deliveries.
@@ -86,8 +92,8 @@ pub trait Deliverer {
     ) -> anyhow::Result<Prepared>;
 }
 
-/// Renders a message's texts.
-pub type Render<'a> = &'a (dyn Fn(&MessageContext) -> anyhow::Result<Rendered> + Sync);
+/// Renders a message's texts for a channel.
+pub type Render<'a> = &'a (dyn Fn(&str, &MessageContext) -> anyhow::Result<Rendered> + Sync);
 /// Builds a sender for a channel (one per worker, so one connection each).
 pub type MakeSender<'a> = &'a (dyn Fn(&str) -> anyhow::Result<Box<dyn Sender + Send>> + Sync);
 
@@ -335,13 +341,21 @@ where
             Prepared::Dead(error) => {
                 return self.record_dead(id, &format!("user {}", d.user_id), &error, summary);
             }
+            Prepared::Hold { until, reason } => {
+                log::info!(
+                    "delivery {id} held until {}: {reason}",
+                    crate::input::rfc3339(until)
+                );
+                summary.held += 1;
+                return self.record(id, &DeliveryOutcome::Held { until, reason });
+            }
         };
         self.in_flight.insert(
             id,
             InFlight {
                 channel: d.channel.clone(),
                 attempts: u32::try_from(d.attempts).unwrap_or(u32::MAX).saturating_add(1),
-                to: draft.message.recipient.email.clone(),
+                to: draft.message.recipient.shown(&d.channel),
             },
         );
         let job = Job {
@@ -621,7 +635,7 @@ fn work(
             let Job {
                 mut draft, deadline, ..
             } = job;
-            match (workers.render)(&draft.context) {
+            match (workers.render)(channel, &draft.context) {
                 Ok(rendered) => draft.message.rendered = rendered,
                 Err(e) => return Done::Unrenderable(id, format!("rendering the message: {e:#}")),
             }

@@ -40,9 +40,11 @@ pub fn run(ctx: &Ctx, args: DeliveriesArgs) -> anyhow::Result<()> {
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|d| {
+                    // Pending until the end of the recipient's quiet hours.
+                    let held = d.status == "pending" && d.hold_reason.is_some();
                     vec![
                         d.id.to_string(),
-                        d.status.clone(),
+                        if held { "held".into() } else { d.status.clone() },
                         d.channel.clone(),
                         d.recipient.clone(),
                         d.kind.clone(),
@@ -53,7 +55,12 @@ pub fn run(ctx: &Ctx, args: DeliveriesArgs) -> anyhow::Result<()> {
                             _ => "-".into(),
                         },
                         crate::output::cell(
-                            d.last_error.as_deref().or(d.response.as_deref()).unwrap_or(""),
+                            d.hold_reason
+                                .as_deref()
+                                .filter(|_| held)
+                                .or(d.last_error.as_deref())
+                                .or(d.response.as_deref())
+                                .unwrap_or(""),
                             60,
                         ),
                     ]
@@ -68,7 +75,7 @@ pub fn run(ctx: &Ctx, args: DeliveriesArgs) -> anyhow::Result<()> {
                     "KIND",
                     "TRIES",
                     "WHEN (UTC)",
-                    "LAST ANSWER",
+                    "LAST ANSWER / WHY IT WAITS",
                 ],
                 &rows,
             );

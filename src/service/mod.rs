@@ -9,6 +9,7 @@
 //! claimed delivery, the channels' senders), `health` (`status` and `config check`),
 //! `plan`, `import` (files into booking), `maintenance` (prune, re-queue).
 
+pub mod agenda;
 pub mod booking;
 pub mod delivery;
 pub mod health;
@@ -17,6 +18,7 @@ pub mod inbox;
 pub mod maintenance;
 pub mod notices;
 pub mod plan;
+pub mod prefs;
 pub mod report;
 pub mod tick;
 pub mod users;

@@ -309,6 +309,13 @@ impl Service {
                 break;
             }
         }
+        // Then the daily agendas due now (one row read per zone when they are decided).
+        if progress.incomplete.is_none() && !self.decide_agendas(Some(deadline), &mut progress.summary)? {
+            progress.incomplete = Some(
+                "ran out of time (--max-runtime) deciding the daily agendas: the next tick goes on from there"
+                    .into(),
+            );
+        }
         let summary = &mut progress.summary;
         let settings = outbox::Settings {
             owner: format!("tick-{tick_id}-{}", std::process::id()),
@@ -327,7 +334,7 @@ impl Service {
             stdout_to_stderr: options.mail_to_stderr,
         };
         let workers = outbox::Workers {
-            render: &|context| senders.render(context),
+            render: &|channel, context| senders.render(channel, context),
             sender: &|channel| senders.sender(channel),
             connections: &|channel| senders.connections(channel),
         };

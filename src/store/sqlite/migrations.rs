@@ -16,6 +16,8 @@ const STEPS: &[&str] = &[
     include_str!("migrations/002_tick_problems.sql"),
     include_str!("migrations/003_instant_guards.sql"),
     include_str!("migrations/004_busy_index.sql"),
+    include_str!("migrations/005_reserved.sql"),
+    include_str!("migrations/006_people.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -72,18 +74,37 @@ pub(super) fn refuse_newer(version: i64, path: &Path) -> anyhow::Result<()> {
 
 /// Bring an older file forward under the write lock, so two processes that start on an
 /// old file at once migrate it once; all pending steps commit together.
+///
+/// Foreign keys are off while the steps run (SQLite ignores the pragma inside a
+/// transaction, so it is set around it): a step that rebuilds a table to change a CHECK
+/// constraint drops the old table, which with foreign keys on would delete or null the rows
+/// that refer to it. `foreign_key_check` then proves the steps left every reference whole
+/// before anything is committed.
 pub(super) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let result = migrate_steps(conn, path);
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    result
+}
+
+fn migrate_steps(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| super::busy_hint(e, path))?;
     let steps = || -> anyhow::Result<()> {
         let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         refuse_newer(current, path)?;
+        // An app writing without foreign keys may have left some already: only new ones
+        // are the steps' doing.
+        let dangling_before = dangling(conn)?;
         for (i, sql) in STEPS.iter().enumerate() {
             let version = i as i64 + 1;
             if current < version {
                 conn.execute_batch(sql)
                     .with_context(|| format!("applying schema step {version}"))?;
             }
+        }
+        if dangling(conn)? > dangling_before {
+            anyhow::bail!("the schema steps left references that point nowhere; nothing was changed");
         }
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(())
@@ -98,6 +119,17 @@ pub(super) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
             Err(e)
         }
     }
+}
+
+/// References that point nowhere (`PRAGMA foreign_key_check`), counted.
+fn dangling(conn: &Connection) -> anyhow::Result<usize> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0;
+    while rows.next()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
