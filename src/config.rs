@@ -2,7 +2,8 @@
 //!
 //! Unknown keys are refused (a typo in a cron box's config should fail loudly, not be
 //! ignored), durations and zones are checked at load time, and secrets are never stored
-//! here: the file names the environment variables that hold them.
+//! here: the file names the environment variables, or the files, that hold them
+//! (`secrets.rs` reads them).
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +66,7 @@ pub struct Config {
     pub preferences: PreferencesConfig,
     pub agenda: AgendaConfig,
     pub templates: TemplatesConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,7 +128,8 @@ pub struct TickConfig {
     /// How long past `max_runtime` the answer to a message already sent is awaited (a
     /// message abandoned unanswered is retried and may then arrive twice).
     pub answer_grace: Dur,
-    /// Pinged (GET) after each successful tick, healthchecks-style; empty: none.
+    /// healthchecks.io-style pings: `URL/start` when a tick starts, `URL` when it succeeds,
+    /// `URL/fail` when it fails (`heartbeat.rs`); empty: none.
     pub heartbeat_url: String,
     pub heartbeat_timeout: Dur,
 }
@@ -212,6 +215,8 @@ pub struct SmtpConfig {
     pub username: String,
     /// The name of the environment variable holding the password, never the password.
     pub password_env: String,
+    /// A file holding the password (wins over `password_env`); empty: none.
+    pub password_file: String,
     pub timeout: Dur,
     /// EHLO name; empty: this machine's host name.
     pub hello_name: String,
@@ -228,6 +233,7 @@ impl Default for SmtpConfig {
             tls: TlsMode::Starttls,
             username: String::new(),
             password_env: "NOTIFYCTL_SMTP_PASSWORD".into(),
+            password_file: String::new(),
             timeout: Dur::seconds(20),
             hello_name: String::new(),
             connections: 1,
@@ -250,6 +256,8 @@ pub struct VideoConfig {
     pub jitsi_base_url: String,
     pub whereby_api_url: String,
     pub whereby_api_key_env: String,
+    /// A file holding the API key (wins over `whereby_api_key_env`); empty: none.
+    pub whereby_api_key_file: String,
     pub whereby_timeout: Dur,
 }
 
@@ -260,6 +268,7 @@ impl Default for VideoConfig {
             jitsi_base_url: "https://meet.jit.si".into(),
             whereby_api_url: "https://api.whereby.dev/v1".into(),
             whereby_api_key_env: "NOTIFYCTL_WHEREBY_API_KEY".into(),
+            whereby_api_key_file: String::new(),
             whereby_timeout: Dur::seconds(5),
         }
     }
@@ -271,6 +280,8 @@ pub struct WebhookConfig {
     /// Empty: no webhook channel.
     pub url: String,
     pub secret_env: String,
+    /// A file holding the secret (wins over `secret_env`); empty: none.
+    pub secret_file: String,
     pub timeout: Dur,
 }
 
@@ -279,13 +290,15 @@ impl Default for WebhookConfig {
         WebhookConfig {
             url: String::new(),
             secret_env: "NOTIFYCTL_WEBHOOK_SECRET".into(),
+            secret_file: String::new(),
             timeout: Dur::seconds(5),
         }
     }
 }
 
-/// How an HTTP channel authenticates; the secret (password or token) comes from the
-/// environment variable named by `secret_env`, never from the file.
+/// How an HTTP channel authenticates; the secret (password or token) comes from the file
+/// `secret_file` or the environment variable named by `secret_env` (`secrets.rs`), never
+/// from the config itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HttpAuth {
@@ -294,6 +307,16 @@ pub enum HttpAuth {
     Basic,
     /// `Authorization: Bearer <secret>`.
     Bearer,
+}
+
+impl HttpAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpAuth::None => "none",
+            HttpAuth::Basic => "basic",
+            HttpAuth::Bearer => "bearer",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -313,6 +336,8 @@ pub struct SmsConfig {
     pub username: String,
     /// The NAME of the environment variable holding the password or token.
     pub secret_env: String,
+    /// A file holding the password or token (wins over `secret_env`); empty: none.
+    pub secret_file: String,
     pub timeout: Dur,
 }
 
@@ -327,6 +352,7 @@ impl Default for SmsConfig {
             auth: HttpAuth::None,
             username: String::new(),
             secret_env: "NOTIFYCTL_SMS_SECRET".into(),
+            secret_file: String::new(),
             timeout: Dur::seconds(10),
         }
     }
@@ -341,6 +367,8 @@ pub struct NtfyConfig {
     pub username: String,
     /// The NAME of the environment variable holding the password or access token.
     pub secret_env: String,
+    /// A file holding the password or access token (wins over `secret_env`); empty: none.
+    pub secret_file: String,
     /// 1 (min) to 5 (max); 3 is ntfy's default, used for the other kinds.
     pub reminder_priority: u8,
     pub timeout: Dur,
@@ -353,6 +381,7 @@ impl Default for NtfyConfig {
             auth: HttpAuth::None,
             username: String::new(),
             secret_env: "NOTIFYCTL_NTFY_SECRET".into(),
+            secret_file: String::new(),
             reminder_priority: 4,
             timeout: Dur::seconds(10),
         }
@@ -394,6 +423,14 @@ impl Default for AgendaConfig {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// node_exporter's textfile collector: the `.prom` file written after each tick
+    /// (`metrics.rs`); empty: none.
+    pub textfile: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TemplatesConfig {
     /// A directory whose files replace the embedded templates of the same name.
     pub dir: String,
@@ -419,8 +456,19 @@ impl Config {
         if config.database.path.is_relative() {
             config.database.path = base.join(&config.database.path);
         }
-        if !config.templates.dir.is_empty() && Path::new(&config.templates.dir).is_relative() {
-            config.templates.dir = base.join(&config.templates.dir).display().to_string();
+        for path in [
+            &mut config.templates.dir,
+            &mut config.metrics.textfile,
+            &mut config.email.smtp.password_file,
+            &mut config.webhook.secret_file,
+            &mut config.sms.secret_file,
+            &mut config.ntfy.secret_file,
+            &mut config.video.whereby_api_key_file,
+        ] {
+            // `${CREDENTIALS_DIRECTORY}/...` is expanded when the secret is read.
+            if !path.is_empty() && !path.starts_with("${") && Path::new(path.as_str()).is_relative() {
+                *path = base.join(path.as_str()).display().to_string();
+            }
         }
         Ok(config)
     }
@@ -503,6 +551,25 @@ impl Config {
                     crate::input::printable(&self.webhook.url, 100)
                 )));
             }
+        }
+        if !self.tick.heartbeat_url.is_empty() {
+            let ok = url::Url::parse(&self.tick.heartbeat_url)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .unwrap_or(false);
+            if !ok {
+                return Err(user_error(format!(
+                    "invalid config: tick.heartbeat_url '{}' is not an http(s) URL",
+                    crate::input::printable(&self.tick.heartbeat_url, 100)
+                )));
+            }
+        }
+        // node_exporter's textfile collector reads `*.prom` files only: another name would
+        // be written every minute and never read.
+        if !self.metrics.textfile.is_empty() && !self.metrics.textfile.ends_with(".prom") {
+            return Err(user_error(format!(
+                "invalid config: metrics.textfile '{}' must end in .prom (node_exporter's textfile collector reads only those)",
+                crate::input::printable(&self.metrics.textfile, 100)
+            )));
         }
         self.validate_people()?;
         if self.email.transport != Transport::None {

@@ -24,7 +24,7 @@ impl NtfySender {
         Ok(NtfySender {
             agent: ureq::AgentBuilder::new().redirects(0).build(),
             url: cfg.url.trim_end_matches('/').to_string(),
-            authorization: authorization(cfg.auth, &cfg.username, &cfg.secret_env, "ntfy")?,
+            authorization: authorization(cfg.auth, &cfg.username, crate::secrets::ntfy_secret(cfg))?,
             reminder_priority: cfg.reminder_priority,
             timeout: cfg.timeout.std(),
         })

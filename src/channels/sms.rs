@@ -23,27 +23,39 @@ pub struct SmsSender {
     timeout: std::time::Duration,
 }
 
-/// The `Authorization` header for `auth`, its secret read from the environment variable
-/// `secret_env` (a missing or empty one makes the channel unusable, with a message saying
-/// which). `what` names the setting's section.
+/// The `Authorization` header for `auth`, its secret read from the file or the environment
+/// variable `secret` names (`secrets.rs`; a missing one makes the channel unusable, with a
+/// message saying which setting). The secret and the username go into a header: a control
+/// character in either is refused (without showing the secret).
 pub fn authorization(
     auth: HttpAuth,
     username: &str,
-    secret_env: &str,
-    what: &str,
+    secret: crate::secrets::SecretSetting<'_>,
 ) -> anyhow::Result<Option<String>> {
     if auth == HttpAuth::None {
         return Ok(None);
     }
-    let secret = std::env::var(secret_env).unwrap_or_default();
-    if secret.is_empty() {
+    let what = secret.key.split(']').next().unwrap_or("").trim_start_matches('[');
+    let value = secret.require(&format!("[{what}] auth = \"{}\" needs it", auth.as_str()))?;
+    if value.expose().chars().any(char::is_control) {
         return Err(crate::error::user_error(format!(
-            "environment variable {secret_env} is not set or empty: [{what}] auth needs a secret ([{what}] secret_env)"
+            "{} holds a control character: it cannot go into an HTTP header",
+            secret.what
         )));
     }
     Ok(Some(match auth {
-        HttpAuth::Basic => format!("Basic {}", base64(format!("{username}:{secret}").as_bytes())),
-        HttpAuth::Bearer => format!("Bearer {secret}"),
+        HttpAuth::Basic => {
+            if username.chars().any(char::is_control) || username.contains(':') {
+                return Err(crate::error::user_error(format!(
+                    "[{what}] username holds a ':' or a control character: basic auth cannot carry it"
+                )));
+            }
+            format!(
+                "Basic {}",
+                base64(format!("{username}:{}", value.expose()).as_bytes())
+            )
+        }
+        HttpAuth::Bearer => format!("Bearer {}", value.expose()),
         HttpAuth::None => return Ok(None),
     }))
 }
@@ -80,7 +92,7 @@ impl SmsSender {
             method: cfg.method.clone(),
             template,
             from: cfg.from.clone(),
-            authorization: authorization(cfg.auth, &cfg.username, &cfg.secret_env, "sms")?,
+            authorization: authorization(cfg.auth, &cfg.username, crate::secrets::sms_secret(cfg))?,
             timeout: cfg.timeout.std(),
         })
     }

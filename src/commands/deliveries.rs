@@ -24,61 +24,51 @@ pub fn run(ctx: &Ctx, args: DeliveriesArgs) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            let mut list = Vec::new();
+            // Streamed: memory stays flat whatever the outbox holds.
+            let mut listing = ctx.out.listing(&[
+                "ID",
+                "STATUS",
+                "CHANNEL",
+                "TO",
+                "KIND",
+                "TRIES",
+                "WHEN (UTC)",
+                "LAST ANSWER / WHY IT WAITS",
+            ]);
             ctx.service()?
                 .deliveries(args.status.as_deref(), args.limit, &mut |d| {
                     match d {
-                        Ok(d) => list.push(d),
+                        Ok(d) => listing.item(&d, || {
+                            // Pending until the end of the recipient's quiet hours.
+                            let held = d.status == "pending" && d.hold_reason.is_some();
+                            vec![
+                                d.id.to_string(),
+                                if held { "held".into() } else { d.status.clone() },
+                                d.channel.clone(),
+                                d.recipient.clone(),
+                                d.kind.clone(),
+                                d.attempts.to_string(),
+                                match d.status.as_str() {
+                                    "sent" => d.sent_at.map(rfc3339).unwrap_or_default(),
+                                    "pending" | "failed" => rfc3339(d.next_attempt_at),
+                                    _ => "-".into(),
+                                },
+                                crate::output::cell(
+                                    d.hold_reason
+                                        .as_deref()
+                                        .filter(|_| held)
+                                        .or(d.last_error.as_deref())
+                                        .or(d.response.as_deref())
+                                        .unwrap_or(""),
+                                    60,
+                                ),
+                            ]
+                        }),
                         Err(b) => super::report_broken(&b),
                     }
                     Ok(())
                 })?;
-            if ctx.out.json {
-                ctx.out.json(&list);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|d| {
-                    // Pending until the end of the recipient's quiet hours.
-                    let held = d.status == "pending" && d.hold_reason.is_some();
-                    vec![
-                        d.id.to_string(),
-                        if held { "held".into() } else { d.status.clone() },
-                        d.channel.clone(),
-                        d.recipient.clone(),
-                        d.kind.clone(),
-                        d.attempts.to_string(),
-                        match d.status.as_str() {
-                            "sent" => d.sent_at.map(rfc3339).unwrap_or_default(),
-                            "pending" | "failed" => rfc3339(d.next_attempt_at),
-                            _ => "-".into(),
-                        },
-                        crate::output::cell(
-                            d.hold_reason
-                                .as_deref()
-                                .filter(|_| held)
-                                .or(d.last_error.as_deref())
-                                .or(d.response.as_deref())
-                                .unwrap_or(""),
-                            60,
-                        ),
-                    ]
-                })
-                .collect();
-            ctx.out.table(
-                &[
-                    "ID",
-                    "STATUS",
-                    "CHANNEL",
-                    "TO",
-                    "KIND",
-                    "TRIES",
-                    "WHEN (UTC)",
-                    "LAST ANSWER / WHY IT WAITS",
-                ],
-                &rows,
-            );
+            listing.finish();
             Ok(())
         }
     }

@@ -126,46 +126,39 @@ fn list(
         to: to.map(|t| parse_time(&t, zone)).transpose()?,
         include_cancelled: all,
     };
-    let mut events = Vec::new();
+    // Streamed: memory stays flat whatever the window.
+    let mut listing = ctx.out.listing(&[
+        "ID",
+        "START (UTC)",
+        "END (UTC)",
+        "STATUS",
+        "TITLE",
+        "PARTICIPANTS",
+    ]);
     service.list_events(&filter, &mut |e| {
         match e {
-            Ok(e) => events.push(e),
+            Ok(e) => listing.item(&e, || {
+                vec![
+                    e.id.to_string(),
+                    rfc3339(e.starts_at),
+                    rfc3339(e.ends_at),
+                    e.status.as_str().to_string(),
+                    crate::output::cell(&e.title, 40),
+                    crate::output::cell(
+                        &e.participants
+                            .iter()
+                            .map(|p| p.email.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        80,
+                    ),
+                ]
+            }),
             Err(b) => super::report_broken(&b),
         }
         Ok(())
     })?;
-    if ctx.out.json {
-        ctx.out.json(&events);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = events
-        .iter()
-        .map(|e| {
-            vec![
-                e.id.to_string(),
-                rfc3339(e.starts_at),
-                rfc3339(e.ends_at),
-                e.status.as_str().to_string(),
-                crate::output::cell(&e.title, 40),
-                e.participants
-                    .iter()
-                    .map(|p| p.email.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ]
-        })
-        .collect();
-    ctx.out.table(
-        &[
-            "ID",
-            "START (UTC)",
-            "END (UTC)",
-            "STATUS",
-            "TITLE",
-            "PARTICIPANTS",
-        ],
-        &rows,
-    );
+    listing.finish();
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! `plan [--next DUR]`: what the coming ticks will do, and when — the reminders they will
 //! send or skip, the daily agendas, and the messages held for quiet hours.
+//! Reminders are streamed in time order: memory stays flat whatever the horizon. With `--json`
+//! one array: the reminders, then the agendas, then the held messages, each tagged by `what`.
 
 use crate::input::{parse_duration, rfc3339};
 use crate::service::plan::Planned;
@@ -9,28 +11,25 @@ pub fn run(ctx: &Ctx, next: &str) -> anyhow::Result<()> {
     let horizon = parse_duration(next)?;
     let mut service = ctx.service()?;
     let now = service.now();
-    let mut planned = Vec::new();
+    ctx.out.line(format!(
+        "reminders from {} to {}:",
+        rfc3339(now),
+        rfc3339(now + horizon)
+    ));
+    let mut listing = ctx.out.listing(&[
+        "WHEN (UTC)",
+        "ACTION",
+        "OFFSET",
+        "EVENT",
+        "EVENT START (RECIPIENT'S ZONE)",
+        "TO",
+    ]);
     service.plan(horizon, &mut |p| {
-        planned.push(Planned::Reminder(p));
-        Ok(())
-    })?;
-    let agendas = service.planned_agendas(horizon)?;
-    let held = service.planned_held(now + horizon)?;
-    if ctx.out.json {
-        planned.extend(agendas.into_iter().map(Planned::Agenda));
-        planned.extend(held.into_iter().map(Planned::Held));
-        // Stable: reminders keep the order the ticks decide them in.
-        planned.sort_by_key(|p| p.at());
-        ctx.out.json(&planned);
-        return Ok(());
-    }
-    let table: Vec<Vec<String>> = planned
-        .iter()
-        .filter_map(|p| match p {
-            Planned::Reminder(p) => Some(p),
-            _ => None,
-        })
-        .map(|p| {
+        let p = Planned::Reminder(p);
+        listing.item(&p, || {
+            let Planned::Reminder(p) = &p else {
+                return Vec::new();
+            };
             let action = match p.reason {
                 Some(reason) => format!("skip ({reason})"),
                 None => "send".into(),
@@ -43,37 +42,39 @@ pub fn run(ctx: &Ctx, next: &str) -> anyhow::Result<()> {
                 p.local_start.clone(),
                 p.user_email.clone(),
             ]
-        })
-        .collect();
-    ctx.out.line(format!(
-        "reminders from {} to {}:",
-        rfc3339(now),
-        rfc3339(now + horizon)
-    ));
-    ctx.out.table(
-        &[
-            "WHEN (UTC)",
-            "ACTION",
-            "OFFSET",
-            "EVENT",
-            "EVENT START (RECIPIENT'S ZONE)",
-            "TO",
-        ],
-        &table,
-    );
+        });
+        Ok(())
+    })?;
+    let agendas = service.planned_agendas(horizon)?;
+    let held = service.planned_held(now + horizon)?;
+    if ctx.out.json {
+        for a in agendas {
+            listing.item(&Planned::Agenda(a), Vec::new);
+        }
+        for h in held {
+            listing.item(&Planned::Held(h), Vec::new);
+        }
+        listing.finish();
+        return Ok(());
+    }
+    listing.finish();
     if !agendas.is_empty() {
         ctx.out.line("daily agendas:");
-        let rows: Vec<Vec<String>> = agendas
-            .iter()
-            .map(|a| vec![rfc3339(a.at), a.local_date.clone(), a.user_email.clone()])
-            .collect();
-        ctx.out.table(&["WHEN (UTC)", "LOCAL DATE", "TO"], &rows);
+        let mut listing = ctx.out.listing(&["WHEN (UTC)", "LOCAL DATE", "TO"]);
+        for a in &agendas {
+            listing.item(a, || {
+                vec![rfc3339(a.at), a.local_date.clone(), a.user_email.clone()]
+            });
+        }
+        listing.finish();
     }
     if !held.is_empty() {
         ctx.out.line("held for quiet hours:");
-        let rows: Vec<Vec<String>> = held
-            .iter()
-            .map(|h| {
+        let mut listing = ctx
+            .out
+            .listing(&["GOES AT (UTC)", "DELIVERY", "CHANNEL", "KIND", "TO", "WHY"]);
+        for h in &held {
+            listing.item(h, || {
                 vec![
                     rfc3339(h.at),
                     h.delivery_id.to_string(),
@@ -82,12 +83,9 @@ pub fn run(ctx: &Ctx, next: &str) -> anyhow::Result<()> {
                     h.user_email.clone(),
                     crate::output::cell(&h.reason, 60),
                 ]
-            })
-            .collect();
-        ctx.out.table(
-            &["GOES AT (UTC)", "DELIVERY", "CHANNEL", "KIND", "TO", "WHY"],
-            &rows,
-        );
+            });
+        }
+        listing.finish();
     }
     Ok(())
 }

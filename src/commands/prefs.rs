@@ -57,11 +57,12 @@ fn print(ctx: &Ctx, r: &PrefsReport) {
         k.dedup();
         k
     };
-    let rows: Vec<Vec<String>> = kinds
-        .iter()
-        .map(|kind| {
+    let mut listing = ctx.out.listing(&["KIND", "EMAIL", "SMS", "NTFY"]);
+    for kind in &kinds {
+        let prefs: Vec<_> = r.preferences.iter().filter(|p| p.kind == *kind).collect();
+        listing.item(&prefs, || {
             let mut row = vec![kind.to_string()];
-            for p in r.preferences.iter().filter(|p| p.kind == *kind) {
+            for p in &prefs {
                 row.push(match (p.enabled, p.mandatory) {
                     (true, _) => "on".into(),
                     (false, true) => "off (mandatory: sent)".into(),
@@ -69,7 +70,7 @@ fn print(ctx: &Ctx, r: &PrefsReport) {
                 });
             }
             row
-        })
-        .collect();
-    ctx.out.table(&["KIND", "EMAIL", "SMS", "NTFY"], &rows);
+        });
+    }
+    listing.finish();
 }

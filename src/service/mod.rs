@@ -7,7 +7,8 @@
 //! rows), `notices` (what each recipient gets, on which channels), `inbox`, `tick` (decide
 //! and apply reminders, deliver the outbox, heartbeat), `delivery` (re-check and render a
 //! claimed delivery, the channels' senders), `health` (`status` and `config check`),
-//! `plan`, `import` (files into booking), `maintenance` (prune, re-queue).
+//! `plan`, `import` (files into booking), `maintenance` (prune, re-queue), `monitor` (what
+//! monitoring sees of a tick: heartbeat pings and the metrics file).
 
 pub mod agenda;
 pub mod booking;
@@ -16,6 +17,7 @@ pub mod health;
 pub mod import;
 pub mod inbox;
 pub mod maintenance;
+pub mod monitor;
 pub mod notices;
 pub mod plan;
 pub mod prefs;
@@ -48,6 +50,8 @@ pub struct Service {
     templates: OnceCell<Templates>,
     /// Broken values met by the current command, reported once each.
     reporter: report::Reporter,
+    /// What the last tick did, for the metrics file (`monitor.rs`).
+    last_tick: Option<tick::TickFacts>,
 }
 
 impl Service {
@@ -73,6 +77,7 @@ impl Service {
             store,
             templates: OnceCell::new(),
             reporter: report::Reporter::default(),
+            last_tick: None,
         })
     }
 

@@ -552,6 +552,9 @@ pub trait DeliveryOps {
     /// A user's deliveries held for quiet hours become due now (their quiet hours or zone
     /// changed: the next tick decides again); how many.
     fn release_held(&mut self, user_id: i64, now: DateTime<Utc>) -> anyhow::Result<usize>;
+    /// When the oldest delivery still waiting (pending, failed or sending) was created,
+    /// for the metrics file's backlog age.
+    fn oldest_waiting_delivery(&mut self) -> anyhow::Result<Option<DateTime<Utc>>>;
 }
 
 // ---------------------------------------------------------------------------------------

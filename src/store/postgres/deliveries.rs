@@ -222,6 +222,14 @@ impl DeliveryOps for PgStore {
         Ok(c)
     }
 
+    fn oldest_waiting_delivery(&mut self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let row = self.query_one(
+            "SELECT min(created_at) FROM deliveries WHERE status IN ('pending', 'failed', 'sending')",
+            &[],
+        )?;
+        Ok(row.try_get(0)?)
+    }
+
     fn next_retry_at(&mut self) -> anyhow::Result<Option<DateTime<Utc>>> {
         let row = self.query_one(
             "SELECT min(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'failed')",
