@@ -167,6 +167,19 @@ pub struct Delivery {
     pub sent_at: Option<DateTime<Utc>>,
     /// Why it waits (pending until `next_attempt_at`): the recipient's quiet hours.
     pub hold_reason: Option<String>,
+    /// When a message held for quiet hours goes (`next_attempt_at` of a held delivery);
+    /// absent for any other. For `deliveries`, `plan` and `explain`.
+    #[serde(with = "utc_opt")]
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+impl Delivery {
+    /// Fill `held_until` from the status, the reason and the next attempt.
+    pub fn with_held_until(mut self) -> Delivery {
+        self.held_until =
+            (self.status == "pending" && self.hold_reason.is_some()).then_some(self.next_attempt_at);
+        self
+    }
 }
 
 /// RFC 3339 UTC with a `Z`, second precision: the JSON and storage form of every instant.

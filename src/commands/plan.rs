@@ -80,7 +80,7 @@ pub fn run(ctx: &Ctx, next: &str) -> anyhow::Result<()> {
                     h.delivery_id.to_string(),
                     h.channel.clone(),
                     h.kind.clone(),
-                    h.user_email.clone(),
+                    h.to.clone(),
                     crate::output::cell(&h.reason, 60),
                 ]
             });

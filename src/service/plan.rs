@@ -40,7 +40,8 @@ pub struct PlannedHeld {
     pub delivery_id: i64,
     pub channel: String,
     pub kind: String,
-    pub user_email: String,
+    /// Who it goes to, as `deliveries` shows it (an address, a number, or the user).
+    pub to: String,
     pub event_id: Option<i64>,
     pub reason: String,
 }
@@ -166,7 +167,7 @@ impl Service {
                         delivery_id: d.id,
                         channel: d.channel,
                         kind: d.kind,
-                        user_email: d.recipient,
+                        to: d.recipient,
                         event_id: d.event_id,
                         reason: d.hold_reason.unwrap_or_default(),
                     });

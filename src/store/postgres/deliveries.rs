@@ -19,7 +19,9 @@ use crate::store::{
 };
 
 const LIST_COLUMNS: &str = "d.id, d.notification_id, d.channel, d.status, d.attempts,
-    coalesce(u.email, '(deleted user ' || n.user_id || ')'),
+    CASE WHEN d.channel = 'sms' AND u.phone IS NOT NULL THEN u.phone
+         WHEN d.channel = 'ntfy' AND u.id IS NOT NULL THEN 'user ' || u.id || ' (push)'
+         ELSE coalesce(u.email, '(deleted user ' || n.user_id || ')') END,
     n.kind, n.event_id, d.next_attempt_at, d.last_error, d.message_id, d.response, d.created_at, d.sent_at,
     d.hold_reason";
 
@@ -41,7 +43,9 @@ fn decode_listed(r: &Row) -> Result<Delivery, BrokenRow> {
         created_at: c.ts(12)?,
         sent_at: c.opt_ts(13)?,
         hold_reason: c.opt_text(14)?,
-    })
+        held_until: None,
+    }
+    .with_held_until())
 }
 
 /// (status, attempts added, next attempt, error, message id, server answer, hold reason)
