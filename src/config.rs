@@ -627,6 +627,11 @@ impl Config {
                     "invalid config: {key}.auth = \"basic\" needs {key}.username"
                 )));
             }
+            if username.contains(':') || username.chars().any(char::is_control) {
+                return Err(user_error(format!(
+                    "invalid config: {key}.username holds a ':' or a control character (basic auth cannot carry it)"
+                )));
+            }
         }
         if !self.agenda.at.is_empty() {
             crate::quiet_hours::parse_hhmm(&self.agenda.at)

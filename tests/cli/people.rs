@@ -553,6 +553,39 @@ fn a_missing_sms_secret_keeps_the_message_and_says_which_setting() {
     assert!(out.contains("[sms] secret"), "{out}");
 }
 
+#[test]
+fn a_long_title_is_shortened_to_one_sms_the_link_kept_whole() {
+    let sms = HttpServer::start(vec![(200, "{}".into(), Duration::ZERO)]);
+    let mut env = Env::new();
+    config(&mut env, Some(&sms.url("/sms")), None, "");
+    env.at("2030-03-10T09:00:00Z");
+    ana(&env, &[]);
+    let title = "Quarterly planning ".repeat(12);
+    event(&env, title.trim(), "2030-03-10T09:40:00Z");
+    env.at("2030-03-10T09:10:00Z");
+    env.tick();
+    let reqs = sms.requests();
+    let texts: Vec<String> = reqs
+        .iter()
+        .map(|r| {
+            url::form_urlencoded::parse(r.body.as_bytes())
+                .find(|(k, _)| k == "Body")
+                .map(|(_, v)| v.into_owned())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    for text in &texts {
+        assert!(text.chars().count() <= 160, "one segment: {text}");
+        assert!(text.contains("https://meet.example.org/room-1"), "{text}");
+        assert!(
+            text.contains("Quarterly planning") && text.contains("..."),
+            "{text}"
+        );
+    }
+    assert!(texts[1].starts_with("Reminder:"), "{}", texts[1]);
+}
+
 /// One custom notice for Ana queued on SMS only (email off) against `answers`.
 fn sms_outcome(answers: Vec<HttpAnswer>) -> (Env, HttpServer) {
     let sms = HttpServer::scripted(answers);
@@ -994,6 +1027,9 @@ on_postgres!(
     quiet_hours_across_a_daylight_saving_night,
     reminders_and_cancellations_are_never_held,
     sms_is_a_form_post_with_basic_auth_as_configured,
+    sms_as_json_with_a_bearer_token_from_a_file,
+    a_missing_sms_secret_keeps_the_message_and_says_which_setting,
+    a_long_title_is_shortened_to_one_sms_the_link_kept_whole,
     a_4xx_is_permanent_and_dead_at_once,
     a_408_and_5xx_are_retried_with_backoff_then_dead,
     a_429_waits_for_its_retry_after,
