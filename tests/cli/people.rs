@@ -703,6 +703,120 @@ fn ntfy_publishes_title_click_and_priority() {
     );
 }
 
+#[test]
+fn a_slow_gateway_times_out_and_is_retried() {
+    let (env, sms) = sms_outcome(vec![
+        HttpAnswer::new(200).delay(Duration::from_secs(6)),
+        HttpAnswer::new(200),
+    ]);
+    let started = std::time::Instant::now();
+    let s = env.tick();
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "bounded by [sms] timeout"
+    );
+    assert_eq!(s["sent"], 0, "{s}");
+    assert_eq!(sms.requests().len(), 1);
+    let d = delivery(&env, "sms", "custom");
+    assert_ne!(d["status"], "sent", "{d}");
+    assert_ne!(d["status"], "dead", "{d}");
+}
+
+#[test]
+fn sms_by_get_carries_the_form_in_the_query_string() {
+    let sms = HttpServer::start(vec![(200, "OK".into(), Duration::ZERO)]);
+    let mut env = Env::new();
+    config(
+        &mut env,
+        None,
+        None,
+        &format!(
+            "[sms]\nurl = \"{}\"\nmethod = \"GET\"\nbody = \"to={{{{ to }}}}&msg={{{{ text }}}}\"\n",
+            sms.url("/api/send?key=abc")
+        ),
+    );
+    env.at("2030-03-10T09:00:00Z");
+    ana(&env, &[]);
+    env.ok(&["send", "--user", ANA, "--title", "A&B=C", "--body", "x"]);
+    env.tick();
+    let reqs = sms.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "GET");
+    assert!(reqs[0].body.is_empty());
+    let query = reqs[0].url.split_once('?').unwrap().1.to_string();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    assert_eq!(form[0], ("key".into(), "abc".into()));
+    assert_eq!(form[1], ("to".into(), ANA_PHONE.into()));
+    assert!(form[2].1.starts_with("A&B=C"), "escaped, not split: {form:?}");
+    assert_eq!(form.len(), 3, "{form:?}");
+}
+
+#[test]
+fn refused_ntfy_credentials_keep_the_message_without_spending_an_attempt() {
+    let ntfy = HttpServer::scripted(vec![HttpAnswer::new(403), HttpAnswer::new(200)]);
+    let mut env = Env::new();
+    env.env("NOTIFYCTL_NTFY_SECRET", "tk_wrong");
+    config(
+        &mut env,
+        None,
+        None,
+        &format!("[ntfy]\nurl = \"{}\"\nauth = \"bearer\"\n", ntfy.url("")),
+    );
+    env.at("2030-03-10T09:00:00Z");
+    ana(&env, &[]);
+    env.ok(&["send", "--user", ANA, "--title", "Hi", "--body", "x"]);
+    let (_, err) = env.exits(&["check-reminders"], 3);
+    assert!(err.contains("403"), "{err}");
+    assert!(!err.contains("tk_wrong"), "{err}");
+    assert_eq!(
+        ntfy.requests()[0].header("Authorization"),
+        Some("Bearer tk_wrong")
+    );
+    let d = delivery(&env, "ntfy", "custom");
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_i64()),
+        (Some("pending"), Some(0)),
+        "{d}"
+    );
+    assert_eq!(env.tick()["sent"], 1, "the next tick sends it");
+    assert_eq!(delivery(&env, "ntfy", "custom")["status"], "sent");
+}
+
+#[test]
+fn a_move_far_ahead_waits_for_the_morning_a_move_to_tomorrow_does_not() {
+    let sms = HttpServer::start(vec![(200, String::new(), Duration::ZERO)]);
+    let mut env = Env::new();
+    config(&mut env, Some(&sms.url("/sms")), None, "");
+    env.at("2030-03-10T12:00:00Z");
+    ana(&env, &["--quiet-hours", "22:00-07:00"]);
+    let far = event(&env, "Far", "2030-03-20T09:00:00Z");
+    let near = event(&env, "Near", "2030-03-20T10:00:00Z");
+    env.tick();
+    env.at("2030-03-10T22:30:00Z"); // 23:30 in Paris
+    env.ok(&[
+        "event",
+        "update",
+        &far.to_string(),
+        "--start",
+        "2030-03-21T09:00:00Z",
+    ]);
+    env.ok(&[
+        "event",
+        "update",
+        &near.to_string(),
+        "--start",
+        "2030-03-11T12:00:00Z",
+    ]);
+    let before = sms.requests().len();
+    let s = env.tick();
+    assert_eq!(s["held"], 2, "the far move, by SMS and email: {s}");
+    let reqs = sms.requests();
+    assert_eq!(reqs.len(), before + 1, "the near move goes now");
+    assert!(reqs[before].body.contains("Near"), "{:?}", reqs[before].body);
+}
+
 // ---------------------------------------------------------------------------------
 // The daily agenda
 
@@ -1033,6 +1147,10 @@ on_postgres!(
     a_4xx_is_permanent_and_dead_at_once,
     a_408_and_5xx_are_retried_with_backoff_then_dead,
     a_429_waits_for_its_retry_after,
+    a_slow_gateway_times_out_and_is_retried,
+    sms_by_get_carries_the_form_in_the_query_string,
+    refused_ntfy_credentials_keep_the_message_without_spending_an_attempt,
+    a_move_far_ahead_waits_for_the_morning_a_move_to_tomorrow_does_not,
     ntfy_publishes_title_click_and_priority,
     agendas_at_0730_in_paris_and_new_york_from_one_tick_loop,
     no_agenda_on_a_day_without_events,
