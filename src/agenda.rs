@@ -104,6 +104,43 @@ mod tests {
     }
 
     #[test]
+    fn the_agenda_keeps_its_wall_clock_time_across_daylight_saving_nights() {
+        let paris = chrono_tz::Europe::Paris;
+        let grace = TimeDelta::minutes(30);
+        // 2030-03-31: CET to CEST; 07:30 is 05:30Z that morning (06:30Z the day before).
+        let spring: NaiveDate = "2030-03-31".parse().unwrap();
+        assert!(due_dates(paris, hm("07:30"), grace, t("2030-03-31T06:30:00Z")).is_empty());
+        assert_eq!(
+            due_dates(paris, hm("07:30"), grace, t("2030-03-31T05:30:00Z")),
+            vec![spring]
+        );
+        // An agenda at 02:30, which that night skips, is due when the clocks jump (01:00Z).
+        assert_eq!(
+            due_dates(paris, hm("02:30"), grace, t("2030-03-31T01:00:00Z")),
+            vec![spring]
+        );
+        // 2030-10-27: CEST to CET; 07:30 is 06:30Z; 02:30 happens twice, the first counts.
+        let autumn: NaiveDate = "2030-10-27".parse().unwrap();
+        assert_eq!(
+            due_dates(paris, hm("07:30"), grace, t("2030-10-27T06:30:00Z")),
+            vec![autumn]
+        );
+        assert_eq!(
+            due_dates(paris, hm("02:30"), grace, t("2030-10-27T00:30:00Z")),
+            vec![autumn]
+        );
+        assert!(
+            due_dates(paris, hm("02:30"), grace, t("2030-10-27T01:30:00Z")).is_empty(),
+            "not again at the second 02:30"
+        );
+        // The day itself is 23 and 25 hours long.
+        let (a, b) = day(paris, spring);
+        assert_eq!(b - a, TimeDelta::hours(23));
+        let (a, b) = day(paris, autumn);
+        assert_eq!(b - a, TimeDelta::hours(25));
+    }
+
+    #[test]
     fn a_day_spans_its_local_midnights() {
         let paris = chrono_tz::Europe::Paris;
         let (from, to) = day(paris, "2030-03-31".parse().unwrap());

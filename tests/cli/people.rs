@@ -299,7 +299,12 @@ fn email_notices_off_is_one_case_of_the_preferences() {
 fn quiet_hours_hold_a_notice_until_they_end() {
     let sms = HttpServer::start(vec![(200, String::new(), Duration::ZERO)]);
     let mut env = Env::new();
-    config(&mut env, Some(&sms.url("/sms")), None, "");
+    config(
+        &mut env,
+        Some(&sms.url("/sms")),
+        None,
+        "[metrics]\ntextfile = \"metrics.prom\"\n",
+    );
     // 23:00 in Paris (UTC+1 in March before the change).
     env.at("2030-03-10T22:00:00Z");
     ana(&env, &["--quiet-hours", "22:00-07:00"]);
@@ -312,6 +317,11 @@ fn quiet_hours_hold_a_notice_until_they_end() {
     );
     assert!(sms.requests().is_empty());
     assert!(env.eml_files().is_empty());
+    let metrics = std::fs::read_to_string(env.path("metrics.prom")).unwrap();
+    assert!(
+        metrics.contains("notifyctl_deliveries_total{channel=\"sms\",outcome=\"held\"} 1"),
+        "{metrics}"
+    );
     let d = delivery(&env, "sms", "assigned");
     assert_eq!(d["status"], "pending");
     assert_eq!(d["held_until"], "2030-03-11T06:00:00Z", "07:00 in Paris: {d}");
