@@ -205,6 +205,55 @@ mod tests {
     }
 
     #[test]
+    /// Step 6 rebuilds notifications and deliveries (SQLite cannot change a CHECK): the
+    /// rows, their ids and the references between them survive, and the cascades still work.
+    #[test]
+    fn step_6_keeps_every_notice_and_delivery() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        for step in &STEPS[..4] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 4").unwrap();
+        let t = "2030-03-10T09:00:00Z";
+        conn.execute_batch(&format!(
+            "INSERT INTO users (id, email, name, created_at) VALUES (7, 'ana@example.org', 'Ana', '{t}');
+             INSERT INTO events (id, title, starts_at, ends_at, armed_at, created_at, updated_at)
+                  VALUES (3, 'Mentoring', '{t}', '2030-03-10T10:00:00Z', '{t}', '{t}', '{t}');
+             INSERT INTO participants (event_id, user_id, added_at) VALUES (3, 7, '{t}');
+             INSERT INTO notifications (id, user_id, kind, event_id, event_sequence, title, body, created_at, read_at)
+                  VALUES (40, 7, 'assigned', 3, 0, 'New', 'Body', '{t}', '{t}');
+             INSERT INTO deliveries (id, notification_id, channel, status, attempts, next_attempt_at, last_error,
+                                     created_at, updated_at)
+                  VALUES (90, 40, 'email', 'failed', 2, '{t}', 'SMTP 451', '{t}', '{t}');"
+        ))
+        .unwrap();
+        migrate(&conn, Path::new(":memory:")).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let row: (i64, String, String, Option<String>) = conn
+            .query_row(
+                "SELECT d.id, d.status, n.title, n.read_at FROM deliveries d
+                   JOIN notifications n ON n.id = d.notification_id WHERE n.user_id = 7",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (90, "failed".into(), "New".into(), Some(t.into())));
+        let foreign_keys: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(foreign_keys, 1, "back on after the steps");
+        conn.execute_batch("DELETE FROM users WHERE id = 7").unwrap();
+        let left: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM notifications) + (SELECT count(*) FROM deliveries)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "the cascades reach the rebuilt tables");
+    }
+
+    #[test]
     fn a_version_1_file_is_brought_forward() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(STEPS[0]).unwrap();
