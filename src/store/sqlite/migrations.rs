@@ -204,7 +204,6 @@ mod tests {
         assert_eq!(shape(&conn), once);
     }
 
-    #[test]
     /// Step 6 rebuilds notifications and deliveries (SQLite cannot change a CHECK): the
     /// rows, their ids and the references between them survive, and the cascades still work.
     #[test]
