@@ -931,6 +931,47 @@ fn agendas_at_0730_in_paris_and_new_york_from_one_tick_loop() {
 }
 
 #[test]
+fn the_agenda_follows_preferences_and_quiet_hours() {
+    let ntfy = HttpServer::start(vec![(200, "{}".into(), Duration::ZERO)]);
+    let mut env = Env::new();
+    config(&mut env, None, Some(&ntfy.url("")), AGENDA);
+    env.at("2030-03-10T20:00:00Z");
+    ana(&env, &["--quiet-hours", "22:00-08:00"]);
+    env.ok(&[
+        "prefs",
+        "set",
+        "--user",
+        ANA,
+        "--kind",
+        "agenda",
+        "--channel",
+        "email",
+        "off",
+    ]);
+    event(&env, "Standup", "2030-03-11T09:00:00Z");
+    env.tick();
+    let pushes_before = ntfy.requests().len();
+    env.at("2030-03-11T06:30:00Z"); // 07:30 in Paris, still quiet until 08:00
+    let s = env.tick();
+    assert_eq!(
+        (s["created"].as_i64(), s["held"].as_i64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    let agenda: Vec<Value> = deliveries(&env)
+        .into_iter()
+        .filter(|d| d["kind"] == "agenda")
+        .collect();
+    assert_eq!(agenda.len(), 1, "push only: {agenda:?}");
+    assert_eq!(agenda[0]["channel"], "ntfy");
+    assert_eq!(agenda[0]["held_until"], "2030-03-11T07:00:00Z");
+    env.at("2030-03-11T07:00:00Z");
+    assert_eq!(env.tick()["sent"], 1);
+    assert_eq!(ntfy.requests().len(), pushes_before + 1);
+    assert_eq!(agendas(&env, ANA).len(), 1);
+}
+
+#[test]
 fn no_agenda_on_a_day_without_events() {
     let mut env = Env::new();
     config(&mut env, None, None, AGENDA);
@@ -1164,6 +1205,7 @@ on_postgres!(
     ntfy_publishes_title_click_and_priority,
     agendas_at_0730_in_paris_and_new_york_from_one_tick_loop,
     no_agenda_on_a_day_without_events,
+    the_agenda_follows_preferences_and_quiet_hours,
     a_missed_agenda_is_caught_up_within_grace_and_not_after,
     overlapping_ticks_give_one_agenda_each,
     bad_input_is_one_line_nothing_written,
