@@ -73,6 +73,12 @@ db=/var/lib/notifyctl/notifyctl.db
 nc() { runuser -u notifyctl -- notifyctl --db "$db" "$@"; }
 nc init
 [ "$(stat -c '%a %U %G' "$db")" = "660 notifyctl notifyctl" ] || die "database is $(stat -c '%a %U %G' "$db")"
+# The scripted ticks drive the clock (--now 2030-...) on a database of their own: the
+# packaged unit below ticks the real database at the real time, and a tick refuses to run
+# behind the latest recorded one (the clock-backwards guard).
+check_db=/var/lib/notifyctl/check.db
+nc() { runuser -u notifyctl -- notifyctl --db "$check_db" "$@"; }
+nc init
 nc user add --email ana@example.org --name Ana >/dev/null
 nc --now 2030-03-10T08:00:00Z event add --title "Deb check" --start 2030-03-10T09:30:00Z \
     --participant ana@example.org >/dev/null
