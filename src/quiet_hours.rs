@@ -109,6 +109,8 @@ impl fmt::Display for QuietHours {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -230,6 +232,47 @@ mod tests {
         );
         assert!(may_wait(Kind::Custom, None, now, until));
         assert!(may_wait(Kind::Agenda, None, now, until));
+    }
+
+    /// Every half hour of 2030 (every five minutes around the changes), in zones with odd
+    /// daylight-saving rules: outside the window nothing waits; inside it, the end is later
+    /// than now, at most a day (plus a DST hour) away, and not itself inside the window.
+    #[test]
+    fn the_end_is_always_ahead_and_outside_the_window() {
+        let zones = [
+            chrono_tz::Europe::Paris,
+            chrono_tz::America::New_York,
+            chrono_tz::Australia::Lord_Howe,
+            chrono_tz::America::Santiago,
+            chrono_tz::Pacific::Chatham,
+        ];
+        let windows = [
+            "22:00-07:00",
+            "00:00-02:30",
+            "02:00-03:00",
+            "12:00-14:00",
+            "23:59-00:00",
+        ];
+        let start = t("2030-01-01T00:00:00Z");
+        for tz in zones {
+            for w in windows.map(q) {
+                let mut now = start;
+                while now < t("2031-01-01T00:00:00Z") {
+                    if let Some(end) = w.until(now, tz) {
+                        assert!(end > now, "{w} {tz} at {now}: ends at {end}");
+                        assert!(end - now <= TimeDelta::hours(25), "{w} {tz} at {now}: {end}");
+                        assert_eq!(w.until(end, tz), None, "{w} {tz}: {end} is still quiet");
+                    }
+                    let near_change = tz.offset_from_utc_datetime(&(now + TimeDelta::hours(3)).naive_utc())
+                        != tz.offset_from_utc_datetime(&(now - TimeDelta::hours(3)).naive_utc());
+                    now += if near_change {
+                        TimeDelta::minutes(5)
+                    } else {
+                        TimeDelta::minutes(30)
+                    };
+                }
+            }
+        }
     }
 
     #[test]
