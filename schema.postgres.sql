@@ -1,5 +1,5 @@
--- notifyctl data contract for PostgreSQL, schema version 4: the same tables, meanings
--- and rules as schema.sql (SQLite) at version 4, in PostgreSQL's own types.
+-- notifyctl data contract for PostgreSQL, schema version 6: the same tables, meanings
+-- and rules as schema.sql (SQLite) at version 6, in PostgreSQL's own types.
 --
 -- Everything lives in the schema `notifyctl` of the application's database; nothing
 -- outside it is created or changed (the btree_gist extension, which the double-booking
@@ -54,10 +54,22 @@ CREATE TABLE notifyctl.users (
     name          text NOT NULL,
     timezone      text,                 -- IANA zone; NULL: [reminders] default_timezone
     locale        text CHECK (locale IN ('fr', 'en')),  -- NULL: [reminders] default_locale
+    -- Email for every kind of notice: the 'all' email preference (see preferences).
     email_enabled boolean NOT NULL DEFAULT true,
-    created_at    timestamptz(0) NOT NULL DEFAULT now() CHECK (isfinite(created_at))
+    created_at    timestamptz(0) NOT NULL DEFAULT now() CHECK (isfinite(created_at)),
+    -- For SMS, in E.164 ('+33612345678'); NULL: no SMS.
+    phone         text CONSTRAINT users_phone_e164 CHECK (phone ~ '^\+[1-9][0-9]{6,14}$'),
+    -- The ntfy topic the user's push notifications go to (a secret: anyone who knows it can
+    -- subscribe); NULL: no push.
+    ntfy_topic    text CONSTRAINT users_ntfy_topic_form CHECK (ntfy_topic ~ '^[A-Za-z0-9_-]{1,64}$'),
+    -- 'HH:MM-HH:MM' in the user's zone, possibly across midnight ('22:00-07:00'): outgoing
+    -- messages that are not urgent wait for the end. NULL: none.
+    quiet_hours   text
+        CONSTRAINT users_quiet_hours_form CHECK (quiet_hours ~ '^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$')
 );
 CREATE UNIQUE INDEX users_email_key ON notifyctl.users (lower(email));
+-- The daily agenda finds the zones in use, and each zone's users, through this.
+CREATE INDEX users_by_timezone ON notifyctl.users (timezone);
 
 CREATE TABLE notifyctl.events (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -144,7 +156,7 @@ CREATE TRIGGER events_slot AFTER UPDATE OF starts_at, ends_at, status ON notifyc
 CREATE TABLE notifyctl.notifications (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id        bigint NOT NULL REFERENCES notifyctl.users (id) ON DELETE CASCADE,
-    kind           text NOT NULL CHECK (kind IN ('assigned', 'reminder', 'rescheduled', 'cancelled', 'custom')),
+    kind           text NOT NULL CHECK (kind IN ('assigned', 'reminder', 'rescheduled', 'cancelled', 'custom', 'agenda')),
     event_id       bigint REFERENCES notifyctl.events (id) ON DELETE SET NULL,
     offset_minutes bigint,              -- reminders only
     event_start    timestamptz(0),      -- the event's start this notice was about
@@ -154,8 +166,10 @@ CREATE TABLE notifyctl.notifications (
     body           text NOT NULL,       -- time from the event, except for custom notices)
     created_at     timestamptz(0) NOT NULL DEFAULT now(),
     read_at        timestamptz(0),
+    agenda_date    date,                -- agenda notices: the local date they list
     CONSTRAINT notifications_instants_finite CHECK (isfinite(event_start) AND isfinite(previous_start)
-        AND isfinite(created_at) AND isfinite(read_at))
+        AND isfinite(created_at) AND isfinite(read_at)),
+    CONSTRAINT notifications_agenda_date CHECK ((kind = 'agenda') = (agenda_date IS NOT NULL))
 );
 -- Exactly once: one reminder per (event, recipient, offset, event start) ...
 CREATE UNIQUE INDEX notifications_reminder_once
@@ -164,6 +178,9 @@ CREATE UNIQUE INDEX notifications_reminder_once
 CREATE UNIQUE INDEX notifications_notice_once
     ON notifyctl.notifications (event_id, user_id, kind, event_sequence)
     WHERE kind IN ('assigned', 'rescheduled', 'cancelled') AND event_id IS NOT NULL;
+-- ... and one agenda per recipient and local date.
+CREATE UNIQUE INDEX notifications_agenda_once
+    ON notifyctl.notifications (user_id, agenda_date) WHERE kind = 'agenda';
 -- The inbox, newest first, and the unread badge.
 CREATE INDEX notifications_inbox ON notifyctl.notifications (user_id, id);
 CREATE INDEX notifications_unread ON notifyctl.notifications (user_id) WHERE read_at IS NULL;
@@ -192,7 +209,7 @@ CREATE INDEX reminders_by_notification ON notifyctl.reminders (notification_id)
 CREATE TABLE notifyctl.deliveries (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     notification_id  bigint NOT NULL REFERENCES notifyctl.notifications (id) ON DELETE CASCADE,
-    channel          text NOT NULL CHECK (channel IN ('email', 'webhook')),
+    channel          text NOT NULL CHECK (channel IN ('email', 'webhook', 'sms', 'ntfy')),
     status           text NOT NULL DEFAULT 'pending'
                      CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'dead', 'superseded', 'expired')),
     attempts         bigint NOT NULL DEFAULT 0,
@@ -207,6 +224,9 @@ CREATE TABLE notifyctl.deliveries (
     created_at       timestamptz(0) NOT NULL DEFAULT now(),
     updated_at       timestamptz(0) NOT NULL DEFAULT now(),
     sent_at          timestamptz(0),
+    -- Why a pending delivery waits until next_attempt_at although nothing failed: the
+    -- recipient's quiet hours. Cleared when it is claimed.
+    hold_reason      text,
     UNIQUE (notification_id, channel),
     CONSTRAINT deliveries_instants_finite CHECK (isfinite(next_attempt_at) AND isfinite(claim_expires_at)
         AND isfinite(created_at) AND isfinite(updated_at) AND isfinite(sent_at))
@@ -234,6 +254,35 @@ CREATE TABLE notifyctl.ticks (
     elapsed_ms  bigint,
     -- What the tick could not do although it finished: one-line messages.
     problems    jsonb CHECK (jsonb_typeof(problems) = 'array'),
-    CONSTRAINT ticks_instants_finite CHECK (isfinite(started_at) AND isfinite(finished_at))
+    CONSTRAINT ticks_instants_finite CHECK (isfinite(started_at) AND isfinite(finished_at)),
+    held        bigint NOT NULL DEFAULT 0   -- deliveries held back for quiet hours
 );
 CREATE INDEX ticks_by_start ON notifyctl.ticks (started_at);
+
+-- What each person receives, per kind of notice and outgoing channel (the in-app row is
+-- always kept; the webhook is the app's own feed). No row: on. The kind 'all' is the
+-- channel's setting for the kinds without a row of their own; for email that setting is
+-- users.email_enabled (so it has no row here). Kinds listed in [preferences] mandatory go
+-- out whatever these say. An app's settings page may write these rows itself:
+--   INSERT INTO notifyctl.preferences (user_id, kind, channel, enabled)
+--        VALUES ($user, 'reminder', 'sms', false)
+--   ON CONFLICT (user_id, kind, channel) DO UPDATE SET enabled = EXCLUDED.enabled, updated_at = now();
+CREATE TABLE notifyctl.preferences (
+    user_id    bigint NOT NULL REFERENCES notifyctl.users (id) ON DELETE CASCADE,
+    kind       text NOT NULL
+               CHECK (kind IN ('all', 'assigned', 'reminder', 'rescheduled', 'cancelled', 'custom', 'agenda')),
+    channel    text NOT NULL CHECK (channel IN ('email', 'sms', 'ntfy')),
+    enabled    boolean NOT NULL,
+    updated_at timestamptz(0) NOT NULL DEFAULT now() CHECK (isfinite(updated_at)),
+    PRIMARY KEY (user_id, kind, channel),
+    CONSTRAINT preferences_email_all CHECK (kind <> 'all' OR channel <> 'email')
+);
+
+-- The daily agenda passes done, per zone as users.timezone holds it ('' for NULL, the
+-- default zone) and local date: a tick whose agendas are decided reads one row.
+CREATE TABLE notifyctl.agenda_runs (
+    zone       text NOT NULL,
+    local_date date NOT NULL,
+    done_at    timestamptz(0) NOT NULL DEFAULT now() CHECK (isfinite(done_at)),
+    PRIMARY KEY (zone, local_date)
+);

@@ -1,4 +1,4 @@
--- notifyctl data contract, schema version 4.
+-- notifyctl data contract, schema version 6 (version 5 is reserved).
 --
 -- A web app may read (and, for users/events/participants, write) these tables directly
 -- with SQL. Rules every writer must follow:
@@ -18,9 +18,20 @@ CREATE TABLE IF NOT EXISTS users (
     name          TEXT NOT NULL,
     timezone      TEXT,                 -- IANA zone; NULL: [reminders] default_timezone
     locale        TEXT CHECK (locale IN ('fr', 'en')),  -- NULL: [reminders] default_locale
+    -- Email for every kind of notice: the 'all' email preference (see preferences).
     email_enabled INTEGER NOT NULL DEFAULT 1 CHECK (email_enabled IN (0, 1)),
-    created_at    TEXT NOT NULL
+    created_at    TEXT NOT NULL,
+    -- For SMS, in E.164 ('+33612345678'); NULL: no SMS.
+    phone         TEXT CHECK (phone GLOB '+[1-9]*' AND substr(phone, 2) NOT GLOB '*[^0-9]*' AND length(phone) BETWEEN 8 AND 16),
+    -- The ntfy topic the user's push notifications go to (a secret: anyone who knows it can
+    -- subscribe); NULL: no push.
+    ntfy_topic    TEXT CHECK (length(ntfy_topic) BETWEEN 1 AND 64 AND ntfy_topic NOT GLOB '*[^A-Za-z0-9_-]*'),
+    -- 'HH:MM-HH:MM' in the user's zone, possibly across midnight ('22:00-07:00'): outgoing
+    -- messages that are not urgent wait for the end. NULL: none.
+    quiet_hours   TEXT CHECK (quiet_hours GLOB '[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]')
 );
+-- The daily agenda finds the zones in use, and each zone's users, through this.
+CREATE INDEX IF NOT EXISTS users_by_timezone ON users (timezone);
 
 CREATE TABLE IF NOT EXISTS events (
     id          INTEGER PRIMARY KEY,
@@ -55,7 +66,7 @@ CREATE INDEX IF NOT EXISTS participants_by_user ON participants (user_id, event_
 CREATE TABLE IF NOT EXISTS notifications (
     id             INTEGER PRIMARY KEY,
     user_id        INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    kind           TEXT NOT NULL CHECK (kind IN ('assigned', 'reminder', 'rescheduled', 'cancelled', 'custom')),
+    kind           TEXT NOT NULL CHECK (kind IN ('assigned', 'reminder', 'rescheduled', 'cancelled', 'custom', 'agenda')),
     event_id       INTEGER REFERENCES events (id) ON DELETE SET NULL,
     offset_minutes INTEGER,             -- reminders only
     event_start    TEXT,                -- the event's start this notice was about
@@ -64,7 +75,9 @@ CREATE TABLE IF NOT EXISTS notifications (
     title          TEXT NOT NULL,
     body           TEXT NOT NULL,
     created_at     TEXT NOT NULL,
-    read_at        TEXT
+    read_at        TEXT,
+    agenda_date    TEXT,                -- agenda notices: the local date 'YYYY-MM-DD' they list
+    CHECK ((kind = 'agenda') = (agenda_date IS NOT NULL))
 );
 -- Exactly once: one reminder per (event, recipient, offset, event start) ...
 CREATE UNIQUE INDEX IF NOT EXISTS notifications_reminder_once
@@ -73,6 +86,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS notifications_reminder_once
 CREATE UNIQUE INDEX IF NOT EXISTS notifications_notice_once
     ON notifications (event_id, user_id, kind, event_sequence)
     WHERE kind IN ('assigned', 'rescheduled', 'cancelled') AND event_id IS NOT NULL;
+-- ... and one agenda per recipient and local date.
+CREATE UNIQUE INDEX IF NOT EXISTS notifications_agenda_once
+    ON notifications (user_id, agenda_date) WHERE kind = 'agenda';
 -- The inbox, newest first, and the unread badge.
 CREATE INDEX IF NOT EXISTS notifications_inbox ON notifications (user_id, id);
 CREATE INDEX IF NOT EXISTS notifications_unread ON notifications (user_id) WHERE read_at IS NULL;
@@ -98,7 +114,7 @@ CREATE INDEX IF NOT EXISTS reminders_skipped ON reminders (decided_at) WHERE out
 CREATE TABLE IF NOT EXISTS deliveries (
     id              INTEGER PRIMARY KEY,
     notification_id INTEGER NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
-    channel         TEXT NOT NULL CHECK (channel IN ('email', 'webhook')),
+    channel         TEXT NOT NULL CHECK (channel IN ('email', 'webhook', 'sms', 'ntfy')),
     status          TEXT NOT NULL DEFAULT 'pending'
                     CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'dead', 'superseded', 'expired')),
     attempts        INTEGER NOT NULL DEFAULT 0,
@@ -111,6 +127,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
     sent_at         TEXT,
+    -- Why a pending delivery waits until next_attempt_at although nothing failed: the
+    -- recipient's quiet hours. Cleared when it is claimed.
+    hold_reason     TEXT,
     UNIQUE (notification_id, channel)
 );
 -- Claiming due work: only unfinished rows are indexed, so the idle tick reads nothing.
@@ -136,9 +155,35 @@ CREATE TABLE IF NOT EXISTS ticks (
     elapsed_ms  INTEGER,
     -- What the tick could not do although it finished: a JSON array of one-line messages
     -- (a channel it could not use, deliveries that went dead).
-    problems    TEXT
+    problems    TEXT,
+    held        INTEGER NOT NULL DEFAULT 0   -- deliveries held back for quiet hours
 );
 CREATE INDEX IF NOT EXISTS ticks_by_start ON ticks (started_at);
+
+-- Version 6: what each person receives, per kind of notice and outgoing channel (the in-app
+-- row is always kept; the webhook is the app's own feed). No row: on. The kind 'all' is the
+-- channel's setting for the kinds without a row of their own; for email that setting is
+-- users.email_enabled (so it has no row here). Kinds listed in [preferences] mandatory go
+-- out whatever these say.
+CREATE TABLE IF NOT EXISTS preferences (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL
+               CHECK (kind IN ('all', 'assigned', 'reminder', 'rescheduled', 'cancelled', 'custom', 'agenda')),
+    channel    TEXT NOT NULL CHECK (channel IN ('email', 'sms', 'ntfy')),
+    enabled    INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, kind, channel),
+    CHECK (kind <> 'all' OR channel <> 'email')
+) WITHOUT ROWID;
+
+-- The daily agenda passes done, per zone as users.timezone holds it ('' for NULL, the
+-- default zone) and local date: a tick whose agendas are decided reads one row.
+CREATE TABLE IF NOT EXISTS agenda_runs (
+    zone       TEXT NOT NULL,
+    local_date TEXT NOT NULL,
+    done_at    TEXT NOT NULL,
+    PRIMARY KEY (zone, local_date)
+) WITHOUT ROWID;
 
 -- Instants written by an app are normalised (or refused) as they are written.
 CREATE TRIGGER IF NOT EXISTS users_instants_insert AFTER INSERT ON users

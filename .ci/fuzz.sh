@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzz the parsers users feed (times, durations, zones, addresses, the TOML config)
+# Fuzz the parsers users feed (times, durations, zones, addresses, phone numbers,
+# ntfy topics, quiet hours, the TOML config)
 # for SECONDS per target (default 30), on stable Rust.
 #
 #   bash .ci/fuzz.sh [SECONDS]

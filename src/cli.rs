@@ -69,6 +69,9 @@ pub enum Command {
         #[arg(long, default_value = "24h", value_name = "DUR")]
         next: String,
     },
+    /// What each person receives: per kind of notice and channel (email, sms, ntfy)
+    #[command(subcommand)]
+    Prefs(PrefsCmd),
     /// Send an ad-hoc notice (kind `custom`)
     Send {
         #[arg(long, value_name = "USER")]
@@ -77,7 +80,7 @@ pub enum Command {
         title: String,
         #[arg(long)]
         body: String,
-        /// In-app only
+        /// In-app only: no email, SMS or push (the webhook still carries it)
         #[arg(long)]
         no_email: bool,
     },
@@ -88,7 +91,7 @@ pub enum Command {
         /// Unread notifications only
         #[arg(long)]
         unread: bool,
-        /// Only this kind: assigned, reminder, rescheduled, cancelled, custom
+        /// Only this kind: assigned, reminder, rescheduled, cancelled, custom, agenda
         #[arg(long = "type", value_name = "KIND")]
         kind: Option<String>,
         #[arg(long, value_name = "N")]
@@ -196,9 +199,18 @@ pub struct UserFields {
     /// fr or en (default: [reminders] default_locale)
     #[arg(long)]
     pub locale: Option<String>,
-    /// In-app notices only, no email
+    /// No email for any kind of notice (in-app and the other channels still work)
     #[arg(long)]
     pub no_email: bool,
+    /// Mobile number for SMS, in E.164: +33612345678
+    #[arg(long, value_name = "NUMBER")]
+    pub phone: Option<String>,
+    /// The ntfy topic for push notifications, or auto for an unguessable one
+    #[arg(long, value_name = "TOPIC|auto")]
+    pub ntfy_topic: Option<String>,
+    /// Hours when messages that are not urgent wait, in the user's zone: 22:00-07:00
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    pub quiet_hours: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -213,9 +225,40 @@ pub struct UserUpdate {
     /// fr, en, or "default"
     #[arg(long)]
     pub locale: Option<String>,
-    /// Receive email: on or off
+    /// Receive email for every kind of notice: on or off (per kind: `prefs set`)
     #[arg(long, value_name = "on|off")]
     pub email_notices: Option<OnOff>,
+    /// Mobile number for SMS (E.164, +33612345678), or none
+    #[arg(long, value_name = "NUMBER|none")]
+    pub phone: Option<String>,
+    /// The ntfy topic for push notifications, auto (unguessable), or none
+    #[arg(long, value_name = "TOPIC|auto|none")]
+    pub ntfy_topic: Option<String>,
+    /// Quiet hours in the user's zone (22:00-07:00), or none
+    #[arg(long, value_name = "HH:MM-HH:MM|none")]
+    pub quiet_hours: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrefsCmd {
+    /// A user's choices per kind and channel, and which channels can reach them
+    Show {
+        #[arg(long, value_name = "USER")]
+        user: String,
+    },
+    /// Switch a kind of notice on or off on a channel; in-app notices are always kept
+    Set {
+        #[arg(long, value_name = "USER")]
+        user: String,
+        /// assigned, reminder, rescheduled, cancelled, custom, agenda, or all
+        #[arg(long, value_name = "KIND")]
+        kind: String,
+        /// email, sms, ntfy, or all
+        #[arg(long, value_name = "CHANNEL")]
+        channel: String,
+        #[arg(value_enum)]
+        value: OnOff,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -327,7 +370,8 @@ pub struct CheckRemindersArgs {
 pub struct DeliveriesArgs {
     #[command(subcommand)]
     pub action: Option<DeliveriesCmd>,
-    /// pending, sending, failed, dead, sent, superseded or expired
+    /// pending, held (pending until the end of quiet hours), sending, failed, dead, sent,
+    /// superseded or expired
     #[arg(long)]
     pub status: Option<String>,
     #[arg(long, default_value_t = 100)]

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::user_error;
 use crate::input::{format_duration, parse_duration, parse_tz};
-use crate::messages::Locale;
+pub use crate::messages::request::BodyFormat;
+use crate::messages::{Kind, Locale};
 
 /// A duration written as in the CLI (`10m`, `1h30m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,10 @@ pub struct Config {
     pub email: EmailConfig,
     pub video: VideoConfig,
     pub webhook: WebhookConfig,
+    pub sms: SmsConfig,
+    pub ntfy: NtfyConfig,
+    pub preferences: PreferencesConfig,
+    pub agenda: AgendaConfig,
     pub templates: TemplatesConfig,
     pub metrics: MetricsConfig,
 }
@@ -291,6 +296,131 @@ impl Default for WebhookConfig {
     }
 }
 
+/// How an HTTP channel authenticates; the secret (password or token) comes from the file
+/// `secret_file` or the environment variable named by `secret_env` (`secrets.rs`), never
+/// from the config itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAuth {
+    None,
+    /// `username` and the secret as the password.
+    Basic,
+    /// `Authorization: Bearer <secret>`.
+    Bearer,
+}
+
+impl HttpAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpAuth::None => "none",
+            HttpAuth::Basic => "basic",
+            HttpAuth::Bearer => "bearer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsConfig {
+    /// The gateway's URL. Empty: no SMS channel.
+    pub url: String,
+    /// POST, PUT or GET.
+    pub method: String,
+    pub format: BodyFormat,
+    /// A template of the request body over `to`, `from`, `text`, `user_id`, `delivery_id`
+    /// and `kind`.
+    pub body: String,
+    /// The sender (a number or an alphanumeric id), as `{{ from }}` in the body.
+    pub from: String,
+    pub auth: HttpAuth,
+    pub username: String,
+    /// The NAME of the environment variable holding the password or token.
+    pub secret_env: String,
+    /// A file holding the password or token (wins over `secret_env`); empty: none.
+    pub secret_file: String,
+    pub timeout: Dur,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            url: String::new(),
+            method: "POST".into(),
+            format: BodyFormat::Form,
+            body: "To={{ to }}&From={{ from }}&Body={{ text }}".into(),
+            from: String::new(),
+            auth: HttpAuth::None,
+            username: String::new(),
+            secret_env: "NOTIFYCTL_SMS_SECRET".into(),
+            secret_file: String::new(),
+            timeout: Dur::seconds(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NtfyConfig {
+    /// The ntfy server (`https://ntfy.sh` or your own). Empty: no push channel.
+    pub url: String,
+    pub auth: HttpAuth,
+    pub username: String,
+    /// The NAME of the environment variable holding the password or access token.
+    pub secret_env: String,
+    /// A file holding the password or access token (wins over `secret_env`); empty: none.
+    pub secret_file: String,
+    /// 1 (min) to 5 (max); 3 is ntfy's default, used for the other kinds.
+    pub reminder_priority: u8,
+    pub timeout: Dur,
+}
+
+impl Default for NtfyConfig {
+    fn default() -> Self {
+        NtfyConfig {
+            url: String::new(),
+            auth: HttpAuth::None,
+            username: String::new(),
+            secret_env: "NOTIFYCTL_NTFY_SECRET".into(),
+            secret_file: String::new(),
+            reminder_priority: 4,
+            timeout: Dur::seconds(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PreferencesConfig {
+    /// Kinds that go out on every channel a user has, whatever their preferences.
+    pub mandatory: Vec<Kind>,
+}
+
+impl Default for PreferencesConfig {
+    fn default() -> Self {
+        PreferencesConfig {
+            mandatory: vec![Kind::Cancelled, Kind::Rescheduled],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgendaConfig {
+    /// Local time (`HH:MM`, in each user's zone) of the daily agenda. Empty: no agenda.
+    pub at: String,
+    /// How late a missed agenda may still go out.
+    pub grace: Dur,
+}
+
+impl Default for AgendaConfig {
+    fn default() -> Self {
+        AgendaConfig {
+            at: String::new(),
+            grace: Dur::minutes(60),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
@@ -331,6 +461,8 @@ impl Config {
             &mut config.metrics.textfile,
             &mut config.email.smtp.password_file,
             &mut config.webhook.secret_file,
+            &mut config.sms.secret_file,
+            &mut config.ntfy.secret_file,
             &mut config.video.whereby_api_key_file,
         ] {
             // `${CREDENTIALS_DIRECTORY}/...` is expanded when the secret is read.
@@ -439,11 +571,83 @@ impl Config {
                 crate::input::printable(&self.metrics.textfile, 100)
             )));
         }
+        self.validate_people()?;
         if self.email.transport != Transport::None {
             crate::input::parse_mailbox(&self.email.from)
                 .map_err(|e| user_error(format!("invalid config: email.from: {e}")))?;
         }
         Ok(())
+    }
+
+    /// The settings of preferences, SMS, push and the agenda.
+    fn validate_people(&self) -> anyhow::Result<()> {
+        let http_url = |key: &str, value: &str| -> anyhow::Result<()> {
+            let ok = url::Url::parse(value)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .unwrap_or(false);
+            if ok {
+                Ok(())
+            } else {
+                Err(user_error(format!(
+                    "invalid config: {key} '{}' is not an http(s) URL",
+                    crate::input::printable(value, 100)
+                )))
+            }
+        };
+        if !self.sms.url.is_empty() {
+            http_url("sms.url", &self.sms.url)?;
+        }
+        if !matches!(self.sms.method.as_str(), "POST" | "PUT" | "GET") {
+            return Err(user_error(format!(
+                "invalid config: sms.method '{}': use POST, PUT or GET",
+                crate::input::printable(&self.sms.method, 20)
+            )));
+        }
+        if self.sms.method == "GET" && self.sms.format != BodyFormat::Form {
+            return Err(user_error(
+                "invalid config: sms.method = \"GET\" sends the body as the query string: it needs format = \"form\"",
+            ));
+        }
+        crate::messages::request::check(self.sms.format, &self.sms.body)
+            .map_err(|e| user_error(format!("invalid config: sms.body: {e:#}")))?;
+        if !self.ntfy.url.is_empty() {
+            http_url("ntfy.url", &self.ntfy.url)?;
+        }
+        if !(1..=5).contains(&self.ntfy.reminder_priority) {
+            return Err(user_error(
+                "invalid config: ntfy.reminder_priority must be between 1 (min) and 5 (max)",
+            ));
+        }
+        for (key, auth, username) in [
+            ("sms", self.sms.auth, &self.sms.username),
+            ("ntfy", self.ntfy.auth, &self.ntfy.username),
+        ] {
+            if auth == HttpAuth::Basic && username.is_empty() {
+                return Err(user_error(format!(
+                    "invalid config: {key}.auth = \"basic\" needs {key}.username"
+                )));
+            }
+            if username.contains(':') || username.chars().any(char::is_control) {
+                return Err(user_error(format!(
+                    "invalid config: {key}.username holds a ':' or a control character (basic auth cannot carry it)"
+                )));
+            }
+        }
+        if !self.agenda.at.is_empty() {
+            crate::quiet_hours::parse_hhmm(&self.agenda.at)
+                .map_err(|e| user_error(format!("invalid config: agenda.at: {e}")))?;
+        }
+        if self.agenda.grace.0 <= TimeDelta::zero() || self.agenda.grace.0 > TimeDelta::hours(12) {
+            return Err(user_error(
+                "invalid config: agenda.grace must be positive and at most 12h",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The daily agenda's local time, when there is one.
+    pub fn agenda_at(&self) -> Option<chrono::NaiveTime> {
+        crate::quiet_hours::parse_hhmm(&self.agenda.at).ok()
     }
 
     pub fn default_tz(&self) -> Tz {

@@ -130,6 +130,48 @@ pub fn parse_tz(raw: &str) -> anyhow::Result<Tz> {
     })
 }
 
+/// A phone number for SMS, in E.164: `+` then the country code and number, 8 to 15 digits
+/// in all. Spaces, dots, hyphens and parentheses people type are dropped
+/// (`+33 6 12 34 56 78` is `+33612345678`); anything else is refused, so a number that
+/// reaches a gateway is one it can dial.
+pub fn parse_phone(raw: &str) -> anyhow::Result<String> {
+    let shown = printable(raw.trim(), 40);
+    let compact: String = raw
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')'))
+        .collect();
+    let digits = compact.strip_prefix('+').unwrap_or_default();
+    let ok = compact.starts_with('+')
+        && (8..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(compact)
+    } else {
+        Err(user_error(format!(
+            "invalid phone number '{shown}': use E.164, a + then the country code and the number, like +33612345678"
+        )))
+    }
+}
+
+/// An ntfy topic: 1 to 64 letters, digits, `-` or `_` (what ntfy accepts). Anyone who
+/// knows a topic on a public server can read it: `auto` makes an unguessable one.
+pub fn parse_ntfy_topic(raw: &str) -> anyhow::Result<String> {
+    let t = raw.trim();
+    let ok = (1..=64).contains(&t.len())
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(t.to_string())
+    } else {
+        Err(user_error(format!(
+            "invalid ntfy topic '{}': use 1 to 64 letters, digits, - or _ (or auto for an unguessable one)",
+            printable(t, 70)
+        )))
+    }
+}
+
 /// The longest address SMTP carries (RFC 5321 §4.5.3.1.3, a path of 256 octets less
 /// the angle brackets).
 const MAX_EMAIL: usize = 254;

@@ -9,6 +9,7 @@
 // macros panic when the write fails.
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod agenda;
 pub mod channels;
 pub mod cli;
 pub mod clock;
@@ -20,12 +21,15 @@ pub mod fsperm;
 pub mod heartbeat;
 pub mod input;
 pub mod interrupt;
+pub mod localtime;
 pub mod logging;
 pub mod messages;
 pub mod metrics;
 pub mod model;
 pub mod outbox;
 pub mod output;
+pub mod preferences;
+pub mod quiet_hours;
 pub mod recurrence;
 pub mod reminders;
 pub mod secrets;

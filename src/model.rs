@@ -1,6 +1,6 @@
 //! Plain domain types shared by the store, the planner, the outbox and the output.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 pub use crate::messages::{Kind, Locale};
@@ -15,6 +15,12 @@ pub struct User {
     pub email_enabled: bool,
     #[serde(with = "utc")]
     pub created_at: DateTime<Utc>,
+    /// E.164, for SMS.
+    pub phone: Option<String>,
+    /// Where push notifications go (ntfy).
+    pub ntfy_topic: Option<String>,
+    /// `HH:MM-HH:MM` in the user's zone.
+    pub quiet_hours: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,6 +109,8 @@ pub struct NewNotice {
     pub title: String,
     pub body: String,
     pub channels: Vec<Channel>,
+    /// Agenda notices: the recipient's local date they list (one per user and date).
+    pub agenda_date: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -110,16 +118,27 @@ pub struct NewNotice {
 pub enum Channel {
     Email,
     Webhook,
+    Sms,
+    Ntfy,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Webhook];
+    pub const ALL: [Channel; 4] = [Channel::Email, Channel::Webhook, Channel::Sms, Channel::Ntfy];
+    /// The channels that reach a person, which preferences and quiet hours apply to (the
+    /// webhook is the app's own feed of every notice).
+    pub const PERSONAL: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Ntfy];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Email => "email",
             Channel::Webhook => "webhook",
+            Channel::Sms => "sms",
+            Channel::Ntfy => "ntfy",
         }
+    }
+
+    pub fn is_personal(self) -> bool {
+        self != Channel::Webhook
     }
 
     pub fn parse(s: &str) -> Option<Channel> {
@@ -146,6 +165,21 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     #[serde(with = "utc_opt")]
     pub sent_at: Option<DateTime<Utc>>,
+    /// Why it waits (pending until `next_attempt_at`): the recipient's quiet hours.
+    pub hold_reason: Option<String>,
+    /// When a message held for quiet hours goes (`next_attempt_at` of a held delivery);
+    /// absent for any other. For `deliveries`, `plan` and `explain`.
+    #[serde(with = "utc_opt")]
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+impl Delivery {
+    /// Fill `held_until` from the status, the reason and the next attempt.
+    pub fn with_held_until(mut self) -> Delivery {
+        self.held_until =
+            (self.status == "pending" && self.hold_reason.is_some()).then_some(self.next_attempt_at);
+        self
+    }
 }
 
 /// RFC 3339 UTC with a `Z`, second precision: the JSON and storage form of every instant.

@@ -75,6 +75,12 @@ pub enum Prepared {
     },
     /// It cannot be sent at all (a row that cannot be read): dead, with the reason.
     Dead(String),
+    /// Not now, and nothing failed: it waits, pending, until `until` (the recipient's
+    /// quiet hours), without spending an attempt.
+    Hold {
+        until: DateTime<Utc>,
+        reason: String,
+    },
 }
 
 /// The caller's side of the loop, on this thread: re-checking deliveries.
@@ -91,8 +97,8 @@ pub trait Deliverer {
     ) -> anyhow::Result<Prepared>;
 }
 
-/// Renders a message's texts.
-pub type Render<'a> = &'a (dyn Fn(&MessageContext) -> anyhow::Result<Rendered> + Sync);
+/// Renders a message's texts for a channel.
+pub type Render<'a> = &'a (dyn Fn(&str, &MessageContext) -> anyhow::Result<Rendered> + Sync);
 /// Builds a sender for a channel (one per worker, so one connection each).
 pub type MakeSender<'a> = &'a (dyn Fn(&str) -> anyhow::Result<Box<dyn Sender + Send>> + Sync);
 
@@ -390,13 +396,26 @@ where
                 let to = format!("user {}", d.user_id);
                 return self.record_dead(id, &who, &to, &error, summary);
             }
+            Prepared::Hold { until, reason } => {
+                tracing::info!(
+                    tick_id = self.settings.tick_id,
+                    delivery_id = id,
+                    user_id = d.user_id,
+                    event_id = d.event_id,
+                    channel = d.channel.as_str(),
+                    "delivery {id} held until {}: {reason}",
+                    crate::input::rfc3339(until)
+                );
+                summary.held += 1;
+                return self.record(id, &who, &DeliveryOutcome::Held { until, reason });
+            }
         };
         self.in_flight.insert(
             id,
             InFlight {
                 who,
                 attempts: u32::try_from(d.attempts).unwrap_or(u32::MAX).saturating_add(1),
-                to: draft.message.recipient.email.clone(),
+                to: draft.message.recipient.shown(&d.channel),
             },
         );
         let job = Job {
@@ -595,6 +614,7 @@ where
             DeliveryOutcome::Retry { .. } => "failed",
             DeliveryOutcome::Dead { .. } => "dead",
             DeliveryOutcome::Dropped { .. } => "dropped",
+            DeliveryOutcome::Held { .. } => "held",
         };
         *self
             .attention
@@ -719,7 +739,7 @@ fn work(
             let Job {
                 mut draft, deadline, ..
             } = job;
-            match (workers.render)(&draft.context) {
+            match (workers.render)(channel, &draft.context) {
                 Ok(rendered) => draft.message.rendered = rendered,
                 Err(e) => return Done::Unrenderable(id, format!("rendering the message: {e:#}")),
             }

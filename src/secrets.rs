@@ -1,4 +1,5 @@
-//! Secrets (the SMTP password, the webhook signing secret, the Whereby API key): read from
+//! Secrets (the SMTP password, the webhook signing secret, the Whereby API key, the SMS
+//! gateway's and the ntfy server's password or token): read from
 //! a file or an environment variable the config names, never from the config itself or
 //! the command line, and never printed.
 //!
@@ -241,12 +242,34 @@ fn group_note(_path: &Path) -> String {
 }
 
 /// The secret settings of a config, in the order `config show` and `config check` list them.
-pub fn settings(config: &crate::config::Config) -> [SecretSetting<'_>; 3] {
+pub fn settings(config: &crate::config::Config) -> [SecretSetting<'_>; 5] {
     [
         smtp_password(&config.email.smtp),
         webhook_secret(&config.webhook),
         whereby_api_key(&config.video),
+        sms_secret(&config.sms),
+        ntfy_secret(&config.ntfy),
     ]
+}
+
+/// The SMS gateway's password (basic auth) or token (bearer).
+pub fn sms_secret(c: &crate::config::SmsConfig) -> SecretSetting<'_> {
+    SecretSetting {
+        what: "the SMS gateway's password or token",
+        key: "[sms] secret",
+        env: &c.secret_env,
+        file: &c.secret_file,
+    }
+}
+
+/// The ntfy server's password (basic auth) or access token (bearer).
+pub fn ntfy_secret(c: &crate::config::NtfyConfig) -> SecretSetting<'_> {
+    SecretSetting {
+        what: "the ntfy password or access token",
+        key: "[ntfy] secret",
+        env: &c.secret_env,
+        file: &c.secret_file,
+    }
 }
 
 pub fn smtp_password(c: &crate::config::SmtpConfig) -> SecretSetting<'_> {

@@ -1,4 +1,5 @@
-//! Everything a user types on the command line: instants, durations, zones, addresses.
+//! Everything a user types on the command line: instants, durations, zones, addresses,
+//! phone numbers, ntfy topics and quiet hours.
 //! First byte picks the zone `parse_time` reads local times in; the rest is the text.
 //! None of these may panic, and every duration `parse_duration` accepts must survive
 //! `format_duration` → `parse_duration` unchanged.
@@ -6,7 +7,11 @@
 
 use chrono_tz::Tz;
 use libfuzzer_sys::fuzz_target;
-use notifyctl::input::{format_duration, parse_duration, parse_time, parse_tz, validate_email};
+use notifyctl::input::{
+    format_duration, parse_duration, parse_ntfy_topic, parse_phone, parse_time, parse_tz,
+    validate_email,
+};
+use notifyctl::quiet_hours::QuietHours;
 
 const ZONES: [Tz; 8] = [
     Tz::UTC,
@@ -43,4 +48,19 @@ fuzz_target!(|data: &[u8]| {
 
     let _ = parse_tz(s);
     let _ = validate_email(s);
+    let _ = parse_ntfy_topic(s);
+    if let Ok(phone) = parse_phone(s) {
+        assert_eq!(parse_phone(&phone).ok().as_deref(), Some(phone.as_str()), "{s:?}");
+    }
+    // Quiet hours that parse end after now, within a day and an hour, in every zone.
+    if let Ok(q) = QuietHours::parse(s) {
+        let night = parse_time("2030-03-31T00:30:00Z", Tz::UTC).unwrap();
+        let hour = parse_duration("1h").unwrap();
+        for hours in 0..30 {
+            let now = night + hour * hours;
+            if let Some(end) = q.until(now, tz) {
+                assert!(end > now && end - now <= hour * 25, "{s:?} at {now}");
+            }
+        }
+    }
 });

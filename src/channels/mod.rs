@@ -1,9 +1,12 @@
-//! Delivery channels. Each is given a rendered, addressed message and its own settings —
+//! Delivery channels (email, webhook, SMS, ntfy push). Each is given a rendered, addressed
+//! message and its own settings —
 //! never the whole program context — and answers with a receipt or a classified failure.
 //! The outbox knows them only through [`Sender`].
 
 pub mod email;
 pub mod http;
+pub mod ntfy;
+pub mod sms;
 pub mod smtp;
 pub mod webhook;
 
@@ -18,6 +21,22 @@ pub struct Recipient {
     pub user_id: i64,
     pub name: String,
     pub email: String,
+    /// E.164, for SMS.
+    pub phone: Option<String>,
+    /// For push: a secret, never logged.
+    pub ntfy_topic: Option<String>,
+}
+
+impl Recipient {
+    /// Who a message on `channel` goes to, as logs and reports show it (an ntfy topic is a
+    /// secret: the user is named instead).
+    pub fn shown(&self, channel: &str) -> String {
+        match channel {
+            "sms" => self.phone.clone().unwrap_or_default(),
+            "ntfy" => format!("user {} (push)", self.user_id),
+            _ => self.email.clone(),
+        }
+    }
 }
 
 /// The event a message is about, as it is when the message goes out.

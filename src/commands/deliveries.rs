@@ -33,15 +33,17 @@ pub fn run(ctx: &Ctx, args: DeliveriesArgs) -> anyhow::Result<()> {
                 "KIND",
                 "TRIES",
                 "WHEN (UTC)",
-                "LAST ANSWER",
+                "LAST ANSWER / WHY IT WAITS",
             ]);
             ctx.service()?
                 .deliveries(args.status.as_deref(), args.limit, &mut |d| {
                     match d {
                         Ok(d) => listing.item(&d, || {
+                            // Pending until the end of the recipient's quiet hours.
+                            let held = d.status == "pending" && d.hold_reason.is_some();
                             vec![
                                 d.id.to_string(),
-                                d.status.clone(),
+                                if held { "held".into() } else { d.status.clone() },
                                 d.channel.clone(),
                                 d.recipient.clone(),
                                 d.kind.clone(),
@@ -52,7 +54,12 @@ pub fn run(ctx: &Ctx, args: DeliveriesArgs) -> anyhow::Result<()> {
                                     _ => "-".into(),
                                 },
                                 crate::output::cell(
-                                    d.last_error.as_deref().or(d.response.as_deref()).unwrap_or(""),
+                                    d.hold_reason
+                                        .as_deref()
+                                        .filter(|_| held)
+                                        .or(d.last_error.as_deref())
+                                        .or(d.response.as_deref())
+                                        .unwrap_or(""),
                                     60,
                                 ),
                             ]

@@ -65,6 +65,7 @@ pub fn run(ctx: &Ctx, keep: Option<PathBuf>) -> anyhow::Result<()> {
             timezone: Some(tz.into()),
             locale: Some(locale.into()),
             email_enabled: true,
+            ..UserInput::default()
         })?);
     }
     let starts_at = start_clock + TimeDelta::minutes(45);

@@ -143,5 +143,13 @@ fn environment(cmd: &clap::Command) -> Vec<(String, String)> {
         "The Whereby API key, when [video] provider = \"whereby\" (whereby_api_key_env; default name)."
             .into(),
     ));
+    vars.push((
+        defaults.sms.secret_env,
+        "The SMS gateway's password or token, when [sms] auth is basic or bearer and secret_file is not set (secret_env; default name).".into(),
+    ));
+    vars.push((
+        defaults.ntfy.secret_env,
+        "The ntfy password or access token, when [ntfy] auth is basic or bearer and secret_file is not set (secret_env; default name).".into(),
+    ));
     vars
 }

@@ -10,6 +10,7 @@ pub mod import;
 pub mod inbox;
 pub mod init;
 pub mod plan;
+pub mod prefs;
 pub mod prune;
 pub mod reminders;
 pub mod status;
@@ -26,6 +27,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Event(cmd) => event::run(ctx, cmd),
         Command::CheckReminders(args) => tick::run(ctx, &args),
         Command::Plan { next } => plan::run(ctx, &next),
+        Command::Prefs(cmd) => prefs::run(ctx, cmd),
         Command::Reminders(cmd) => reminders::run(ctx, cmd),
         Command::Send {
             user,

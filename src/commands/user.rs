@@ -36,6 +36,9 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<()> {
                 timezone: fields.tz,
                 locale: fields.locale,
                 email_enabled: fields.email_notices.map(|v| matches!(v, OnOff::On)),
+                phone: fields.phone,
+                ntfy_topic: fields.ntfy_topic,
+                quiet_hours: fields.quiet_hours,
             };
             let u = ctx.service()?.update_user(&user, &update)?;
             show(ctx, &u);
@@ -60,6 +63,9 @@ fn add(ctx: &Ctx, f: UserFields) -> anyhow::Result<()> {
         timezone: f.tz,
         locale: f.locale,
         email_enabled: !f.no_email,
+        phone: f.phone,
+        ntfy_topic: f.ntfy_topic,
+        quiet_hours: f.quiet_hours,
     };
     let id = ctx.service()?.add_user(&input)?;
     super::created(
@@ -87,13 +93,19 @@ fn show(ctx: &Ctx, u: &User) {
         u.locale.as_deref().unwrap_or("(default)")
     ));
     ctx.out.line(format!(
-        "notices:   {}",
+        "email:     {}",
         if u.email_enabled {
-            "email and in-app"
+            "on (per kind: notifyctl prefs show)"
         } else {
-            "in-app only"
+            "off for every kind without a choice of its own"
         }
     ));
+    ctx.out
+        .line(format!("phone:     {}", u.phone.as_deref().unwrap_or("-")));
+    ctx.out
+        .line(format!("ntfy:      {}", u.ntfy_topic.as_deref().unwrap_or("-")));
+    ctx.out
+        .line(format!("quiet:     {}", u.quiet_hours.as_deref().unwrap_or("-")));
 }
 
 fn user_row(u: &User) -> Vec<String> {

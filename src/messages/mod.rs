@@ -6,6 +6,8 @@
 //! who gets what and when.
 
 pub mod ics;
+pub mod request;
+pub mod sms;
 mod templates;
 pub mod time;
 
@@ -25,15 +27,18 @@ pub enum Kind {
     Rescheduled,
     Cancelled,
     Custom,
+    /// The daily agenda: one message a day listing the recipient's events.
+    Agenda,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Assigned,
         Kind::Reminder,
         Kind::Rescheduled,
         Kind::Cancelled,
         Kind::Custom,
+        Kind::Agenda,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +48,7 @@ impl Kind {
             Kind::Rescheduled => "rescheduled",
             Kind::Cancelled => "cancelled",
             Kind::Custom => "custom",
+            Kind::Agenda => "agenda",
         }
     }
 }
@@ -63,7 +69,7 @@ impl FromStr for Kind {
             .find(|k| k.as_str().eq_ignore_ascii_case(wanted))
             .ok_or_else(|| {
                 ParseNameError(format!(
-                    "unknown kind '{s}': use assigned, reminder, rescheduled, cancelled or custom"
+                    "unknown kind '{s}': use assigned, reminder, rescheduled, cancelled, custom or agenda"
                 ))
             })
     }
@@ -139,6 +145,15 @@ pub struct MessageContext {
     /// Shown in the footer, e.g. "notifyctl".
     pub app_name: String,
     pub unsubscribe_url: Option<String>,
+    /// Agenda only; required for it.
+    pub agenda: Option<AgendaInfo>,
+}
+
+/// The daily agenda: the recipient's events of one local day, in start order.
+#[derive(Debug, Clone)]
+pub struct AgendaInfo {
+    pub date: chrono::NaiveDate,
+    pub events: Vec<EventInfo>,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +182,8 @@ pub struct Rendered {
     pub text: String,
     /// HTML email body.
     pub html: String,
+    /// The SMS text: one segment when it can be (titles shortened, links kept whole).
+    pub sms: String,
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use super::time::{format_datetime, format_range, format_starts_in};
-use super::{EventInfo, Kind, Locale, MessageContext, Rendered};
+use super::time::{format_clock, format_datetime, format_day, format_range, format_short, format_starts_in};
+use super::{AgendaInfo, EventInfo, Kind, Locale, MessageContext, Rendered};
 
 macro_rules! embedded {
     ($($name:literal),* $(,)?) => {
@@ -48,6 +48,16 @@ const EMBEDDED: &[(&str, &str)] = embedded![
     "fr/custom.summary.txt",
     "fr/custom.txt",
     "fr/custom.html",
+    "fr/agenda.subject.txt",
+    "fr/agenda.summary.txt",
+    "fr/agenda.txt",
+    "fr/agenda.html",
+    "fr/assigned.sms.txt",
+    "fr/reminder.sms.txt",
+    "fr/rescheduled.sms.txt",
+    "fr/cancelled.sms.txt",
+    "fr/custom.sms.txt",
+    "fr/agenda.sms.txt",
     "en/base.html",
     "en/_event.html",
     "en/_event.txt",
@@ -72,6 +82,16 @@ const EMBEDDED: &[(&str, &str)] = embedded![
     "en/custom.summary.txt",
     "en/custom.txt",
     "en/custom.html",
+    "en/agenda.subject.txt",
+    "en/agenda.summary.txt",
+    "en/agenda.txt",
+    "en/agenda.html",
+    "en/assigned.sms.txt",
+    "en/reminder.sms.txt",
+    "en/rescheduled.sms.txt",
+    "en/cancelled.sms.txt",
+    "en/custom.sms.txt",
+    "en/agenda.sms.txt",
 ];
 
 /// The compiled template set; build once at start-up and share.
@@ -157,7 +177,7 @@ impl Templates {
     /// Only what the in-app row needs: (subject, summary). Notices are stored with these;
     /// the email bodies are rendered when the message goes out.
     pub fn render_inbox(&self, ctx: &MessageContext) -> Result<(String, String)> {
-        let view = View::new(ctx)?;
+        let view = View::new(ctx, None)?;
         let base = format!("{}/{}", ctx.locale.as_str(), ctx.kind.as_str());
         Ok((
             one_line(&self.render_one(&format!("{base}.subject.txt"), &view)?),
@@ -166,13 +186,60 @@ impl Templates {
     }
 
     pub fn render(&self, ctx: &MessageContext) -> Result<Rendered> {
-        let view = View::new(ctx)?;
+        let view = View::new(ctx, None)?;
         let base = format!("{}/{}", ctx.locale.as_str(), ctx.kind.as_str());
         Ok(Rendered {
             subject: one_line(&self.render_one(&format!("{base}.subject.txt"), &view)?),
             summary: one_line(&self.render_one(&format!("{base}.summary.txt"), &view)?),
             text: tidy_text(&self.render_one(&format!("{base}.txt"), &view)?),
             html: format!("{}\n", self.render_one(&format!("{base}.html"), &view)?.trim()),
+            sms: String::new(),
+        })
+    }
+
+    /// What a push notification shows: the subject as its title, the summary as its text.
+    pub fn render_push(&self, ctx: &MessageContext) -> Result<Rendered> {
+        let (subject, summary) = self.render_inbox(ctx)?;
+        Ok(Rendered {
+            subject,
+            summary,
+            ..Rendered::default()
+        })
+    }
+
+    /// The SMS text (`KIND.sms.txt`), one segment when it can be: when the text is too long,
+    /// the titles in it are shortened (never the links, which must stay whole to work),
+    /// down to [`SMS_MIN_TITLE`] characters; a text still too long then goes as several parts.
+    pub fn render_sms(&self, ctx: &MessageContext) -> Result<Rendered> {
+        let name = format!("{}/{}.sms.txt", ctx.locale.as_str(), ctx.kind.as_str());
+        let text = |limit: Option<usize>| -> Result<String> {
+            Ok(one_line(&self.render_one(&name, &View::new(ctx, limit)?)?))
+        };
+        let full = text(None)?;
+        let mut sms = full.clone();
+        if !super::sms::fits_one(&full) {
+            // The longest title limit that fits: the text only grows with the limit.
+            let (mut lo, mut hi) = (SMS_MIN_TITLE, full.chars().count());
+            let shortest = text(Some(lo))?;
+            if super::sms::fits_one(&shortest) {
+                sms = shortest;
+                while lo < hi {
+                    let mid = (lo + hi).div_ceil(2);
+                    let candidate = text(Some(mid))?;
+                    if super::sms::fits_one(&candidate) {
+                        lo = mid;
+                        sms = candidate;
+                    } else {
+                        hi = mid - 1;
+                    }
+                }
+            } else {
+                sms = shortest;
+            }
+        }
+        Ok(Rendered {
+            sms,
+            ..Rendered::default()
         })
     }
 
@@ -194,8 +261,16 @@ impl Templates {
                 sparse.recipient_name.clear();
                 sparse.unsubscribe_url = None;
                 sparse.custom_body = None;
+                if let Some(agenda) = sparse.agenda.as_mut() {
+                    agenda.events.truncate(1);
+                    for event in &mut agenda.events {
+                        event.video_url = None;
+                        event.role = None;
+                        event.participants.clear();
+                    }
+                }
                 for ctx in [&full, &sparse] {
-                    if let Err(e) = self.render(ctx) {
+                    if let Err(e) = self.render(ctx).and_then(|_| self.render_sms(ctx)) {
                         failures.insert(format!("{e:#}"));
                     }
                 }
@@ -305,6 +380,9 @@ fn check_no_stray_overrides(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// SMS texts shorten titles no further than this.
+pub const SMS_MIN_TITLE: usize = 12;
+
 /// Subjects and in-app summaries are single-line fields whatever the template's layout is.
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -343,17 +421,33 @@ struct View<'a> {
     unsubscribe_url: Option<&'a str>,
     /// Reminders: "dans 30 minutes" / "in 30 minutes".
     starts_in: Option<String>,
-    custom_title: Option<&'a str>,
-    custom_body: Option<&'a str>,
+    custom_title: Option<String>,
+    custom_body: Option<String>,
     /// `custom_body` split on blank lines, then on line breaks, for the HTML body.
-    custom_paragraphs: Vec<Vec<&'a str>>,
+    custom_paragraphs: Vec<Vec<String>>,
     event: Option<EventView<'a>>,
+    agenda: Option<AgendaView<'a>>,
+}
+
+/// The daily agenda as templates see it.
+#[derive(Serialize)]
+struct AgendaView<'a> {
+    /// "lundi 11 mars 2030" / "Monday, March 11, 2030".
+    date: String,
+    /// The zone the times are in: "Europe/Paris".
+    zone: &'static str,
+    count: usize,
+    events: Vec<EventView<'a>>,
 }
 
 #[derive(Serialize)]
 struct EventView<'a> {
     id: i64,
-    title: &'a str,
+    title: String,
+    /// The start for short texts: "lun. 11 mars 09:30" / "Mon Mar 11, 9:30 AM".
+    short_when: String,
+    /// The start's time of day only: "09:30" / "9:30 AM" (agendas).
+    time: String,
     /// The whole interval: "dimanche 10 mars 2030, 09:30 – 10:30 (Europe/Paris)".
     when: String,
     starts_at: String,
@@ -389,11 +483,23 @@ fn join_names(names: &[&str], locale: Locale) -> Option<String> {
     }
 }
 
+/// A title, cut to `limit` characters when one is given (SMS texts).
+fn limited(s: &str, limit: Option<usize>) -> String {
+    match limit {
+        Some(max) => super::sms::shorten(s, max),
+        None => s.to_string(),
+    }
+}
+
 impl<'a> View<'a> {
-    fn new(ctx: &'a MessageContext) -> Result<View<'a>> {
+    /// `title_limit`: the length titles and custom texts are cut to (SMS texts).
+    fn new(ctx: &'a MessageContext, title_limit: Option<usize>) -> Result<View<'a>> {
         let kind = ctx.kind;
-        if kind != Kind::Custom && ctx.event.is_none() {
+        if !matches!(kind, Kind::Custom | Kind::Agenda) && ctx.event.is_none() {
             bail!("a {kind} message needs an event");
+        }
+        if kind == Kind::Agenda && ctx.agenda.is_none() {
+            bail!("an agenda message needs its day's events");
         }
         let starts_in = match (kind, ctx.offset_minutes) {
             (Kind::Reminder, Some(minutes)) => Some(format_starts_in(minutes, ctx.locale)),
@@ -404,14 +510,16 @@ impl<'a> View<'a> {
         if kind == Kind::Custom && custom_title.is_none() {
             bail!("a custom message needs a non-empty custom_title");
         }
-        let custom_body = non_empty(&ctx.custom_body);
+        let custom_title = custom_title.map(|t| limited(t, title_limit));
+        let custom_body = non_empty(&ctx.custom_body).map(|b| limited(b, title_limit.map(|l| l * 4)));
         let custom_paragraphs = custom_body
+            .as_deref()
             .map(|body| {
                 let normalized_breaks: Vec<&str> = body.lines().map(str::trim_end).collect();
                 normalized_breaks
                     .split(|line| line.is_empty())
                     .filter(|para| !para.is_empty())
-                    .map(<[&str]>::to_vec)
+                    .map(|para| para.iter().map(|l| l.to_string()).collect())
                     .collect()
             })
             .unwrap_or_default();
@@ -429,13 +537,34 @@ impl<'a> View<'a> {
             event: ctx
                 .event
                 .as_ref()
-                .map(|event| EventView::new(event, ctx.tz, ctx.locale)),
+                .map(|event| EventView::new(event, ctx.tz, ctx.locale, title_limit)),
+            agenda: ctx.agenda.as_ref().map(|a| AgendaView::new(a, ctx, title_limit)),
         })
     }
 }
 
+impl<'a> AgendaView<'a> {
+    fn new(agenda: &'a AgendaInfo, ctx: &MessageContext, title_limit: Option<usize>) -> AgendaView<'a> {
+        AgendaView {
+            date: format_day(agenda.date, ctx.locale),
+            zone: ctx.tz.name(),
+            count: agenda.events.len(),
+            events: agenda
+                .events
+                .iter()
+                .map(|e| EventView::new(e, ctx.tz, ctx.locale, title_limit))
+                .collect(),
+        }
+    }
+}
+
 impl<'a> EventView<'a> {
-    fn new(event: &'a EventInfo, tz: chrono_tz::Tz, locale: Locale) -> EventView<'a> {
+    fn new(
+        event: &'a EventInfo,
+        tz: chrono_tz::Tz,
+        locale: Locale,
+        title_limit: Option<usize>,
+    ) -> EventView<'a> {
         let video_url = non_empty(&event.video_url);
         let participants: Vec<&str> = event
             .participants
@@ -445,7 +574,9 @@ impl<'a> EventView<'a> {
             .collect();
         EventView {
             id: event.id,
-            title: &event.title,
+            title: limited(&event.title, title_limit),
+            short_when: format_short(event.starts_at, tz, locale),
+            time: format_clock(event.starts_at, tz, locale),
             when: format_range(event.starts_at, event.ends_at, tz, locale),
             starts_at: format_datetime(event.starts_at, tz, locale),
             ends_at: format_datetime(event.ends_at, tz, locale),
@@ -496,12 +627,31 @@ pub fn sample_context(kind: Kind, locale: Locale) -> MessageContext {
         tz: chrono_tz::Europe::Paris,
         recipient_name: "Camille Dupont".to_string(),
         recipient_email: "camille@example.com".to_string(),
-        event: (kind != Kind::Custom).then_some(event),
+        event: (!matches!(kind, Kind::Custom | Kind::Agenda)).then(|| event.clone()),
         offset_minutes: (kind == Kind::Reminder).then_some(30),
         custom_title,
         custom_body,
         app_name: "notifyctl".to_string(),
         unsubscribe_url: Some("https://notifyctl.example.com/unsubscribe?t=abc".to_string()),
+        agenda: (kind == Kind::Agenda).then(|| AgendaInfo {
+            date: chrono::NaiveDate::from_ymd_opt(2030, 3, 11).unwrap_or_default(),
+            events: vec![
+                event.clone(),
+                EventInfo {
+                    id: 43,
+                    title: match locale {
+                        Locale::Fr => "Revue de projet".to_string(),
+                        Locale::En => "Project review".to_string(),
+                    },
+                    starts_at: starts_at + Duration::hours(5),
+                    ends_at: starts_at + Duration::hours(6),
+                    previous_starts_at: None,
+                    video_url: None,
+                    role: None,
+                    participants: vec!["Bob Durand".to_string()],
+                },
+            ],
+        }),
     }
 }
 
@@ -553,6 +703,13 @@ mod tests {
 
     fn minimal(kind: Kind, locale: Locale) -> MessageContext {
         let mut ctx = sample_context(kind, locale);
+        if let Some(agenda) = ctx.agenda.as_mut() {
+            for event in &mut agenda.events {
+                event.video_url = None;
+                event.role = None;
+                event.participants.clear();
+            }
+        }
         if let Some(event) = ctx.event.as_mut() {
             event.video_url = None;
             event.role = None;

@@ -3,7 +3,7 @@
 //! feature stays disabled (it pulls in a large locale database for two languages' worth of
 //! words); the UTC-to-local conversion, including daylight-saving changes, is left to chrono-tz.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::Locale;
@@ -84,6 +84,46 @@ pub fn format_range(start: DateTime<Utc>, end: DateTime<Utc>, tz: Tz, locale: Lo
             format_time(&e, locale),
             tz.name()
         )
+    }
+}
+
+const FR_WEEKDAYS_SHORT: [&str; 7] = ["lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."];
+
+/// A whole local day, for agendas: `lundi 11 mars 2030` / `Monday, March 11, 2030`.
+pub fn format_day(date: NaiveDate, locale: Locale) -> String {
+    match locale {
+        Locale::Fr => {
+            let day = date.day();
+            let suffix = if day == 1 { "er" } else { "" };
+            format!(
+                "{} {day}{suffix} {} {}",
+                FR_WEEKDAYS[date.weekday().num_days_from_monday() as usize],
+                FR_MONTHS[date.month0() as usize],
+                date.year()
+            )
+        }
+        Locale::En => date.format("%A, %B %-d, %Y").to_string(),
+    }
+}
+
+/// The time of day only, in the recipient's zone: `09:30` / `9:30 AM`.
+pub fn format_clock(t: DateTime<Utc>, tz: Tz, locale: Locale) -> String {
+    format_time(&t.with_timezone(&tz), locale)
+}
+
+/// A start for short texts (SMS), in the recipient's zone and without naming it:
+/// `lun. 11 mars 09:30` / `Mon Mar 11, 9:30 AM`.
+pub fn format_short(t: DateTime<Utc>, tz: Tz, locale: Locale) -> String {
+    let local = t.with_timezone(&tz);
+    match locale {
+        Locale::Fr => format!(
+            "{} {} {} {}",
+            FR_WEEKDAYS_SHORT[local.weekday().num_days_from_monday() as usize],
+            local.day(),
+            FR_MONTHS[local.month0() as usize],
+            format_time(&local, locale)
+        ),
+        Locale::En => format!("{}, {}", local.format("%a %b %-d"), format_time(&local, locale)),
     }
 }
 

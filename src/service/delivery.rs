@@ -1,7 +1,14 @@
 //! The service's side of the outbox loop: re-checking a claimed delivery against the data
 //! as it is now (a reminder for a moved or cancelled event is dropped, one that can no
-//! longer arrive in time expires), rendering it for its recipient, and building the
-//! channels' senders from the settings.
+//! longer arrive in time expires, a channel the recipient turned off since is superseded,
+//! a message that is not urgent waits for the end of the recipient's quiet hours),
+//! rendering it for its recipient, and building the channels' senders from the settings.
+//!
+//! Quiet hours are decided here, when a message is about to go, not when its notice is
+//! created: the hours then in force decide (a user may change them meanwhile, and
+//! `user update` makes their held messages due again), and a held message is never
+//! expired for having waited. The hold is recorded on the delivery (pending until the
+//! end, with the reason), so `deliveries` and `plan` show it.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -9,17 +16,21 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use super::notices::{message_context, About};
+use super::notices::{message_context, preference, unusable, user_preferences, About};
 use super::report::Reporter;
+use super::user_tz;
 use crate::channels::email::EmailSender;
+use crate::channels::ntfy::NtfySender;
+use crate::channels::sms::SmsSender;
 use crate::channels::webhook::WebhookSender;
 use crate::channels::{EventRef, Outgoing, Recipient, Sender};
 use crate::config::{Config, Transport};
 use crate::messages::{Kind, Templates};
 use crate::messages::{MessageContext, Rendered};
-use crate::model::{Event, EventStatus, User};
+use crate::model::{Channel, Event, EventStatus, User};
 use crate::outbox::{Deliverer, Draft, Prepared};
-use crate::store::{ClaimedDelivery, Ops};
+use crate::quiet_hours::{self, QuietHours};
+use crate::store::{ClaimedDelivery, Ops, Preference};
 
 /// Why a claimed delivery must not go out any more, if it must not: (status, reason).
 pub fn stale(
@@ -53,26 +64,84 @@ pub fn stale(
     None
 }
 
-/// Why a channel no longer carries this recipient's messages, if it does not: switched
-/// off in the settings since the notice was created, or turned off by the recipient.
-pub fn switched_off(config: &Config, channel: &str, user: &User) -> Option<String> {
-    match channel {
-        "email" if config.email.transport == Transport::None => {
-            Some("the email channel is switched off ([email] transport = \"none\")".into())
-        }
-        "email" if !user.email_enabled => Some("the recipient turned email off".into()),
-        "webhook" if config.webhook.url.is_empty() => {
-            Some("the webhook channel is switched off ([webhook] url is empty)".into())
-        }
-        _ => None,
+/// Why a channel no longer carries this recipient's message, if it does not: switched
+/// off in the settings or left without the recipient's address since the notice was
+/// created, or turned off by the recipient for this kind (mandatory kinds excepted).
+pub fn switched_off(
+    config: &Config,
+    channel: Channel,
+    user: &User,
+    prefs: &[Preference],
+    kind: Kind,
+) -> Option<String> {
+    if let Some(why) = unusable(config, channel, user) {
+        return Some(why);
     }
+    if channel.is_personal() && !preference(config, prefs, user, kind, channel).wanted() {
+        return Some(match channel {
+            Channel::Email if !user.email_enabled => "the recipient turned email off".into(),
+            _ => format!(
+                "the recipient turned {} off for {kind} notices",
+                channel_name(channel)
+            ),
+        });
+    }
+    None
+}
+
+fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => "email",
+        Channel::Webhook => "the webhook",
+        Channel::Sms => "SMS",
+        Channel::Ntfy => "push (ntfy)",
+    }
+}
+
+/// Until when a message to `user` waits for the end of their quiet hours, and why; `None`
+/// when it goes now (no quiet hours, outside them, or a kind that never waits).
+pub fn quiet_until(
+    config: &Config,
+    reporter: &Reporter,
+    user: &User,
+    kind: Kind,
+    event: Option<&Event>,
+    now: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, String)> {
+    let text = user.quiet_hours.as_deref()?;
+    let window = match QuietHours::parse(text) {
+        Ok(w) => w,
+        Err(_) => {
+            reporter.note(format!(
+                "users id {}, column quiet_hours: not HH:MM-HH:MM, ignored (value '{}')",
+                user.id,
+                crate::input::printable(text, 30)
+            ));
+            return None;
+        }
+    };
+    let tz = user_tz(config, user);
+    let until = window.until(now, tz)?;
+    quiet_hours::may_wait(kind, event.map(|e| e.starts_at), now, until).then(|| {
+        (
+            until,
+            format!("quiet hours of the recipient ({window} {})", tz.name()),
+        )
+    })
+}
+
+/// A user with their preferences, as the tick read them.
+#[derive(Clone)]
+struct Addressee {
+    user: User,
+    prefs: Vec<Preference>,
 }
 
 /// Re-checks claimed deliveries for the tick (on the tick's thread).
 pub struct TickDeliverer<'a> {
     config: &'a Config,
     reporter: &'a Reporter,
-    users: HashMap<i64, Option<User>>,
+    users: HashMap<i64, Option<Addressee>>,
     events: HashMap<i64, Option<Event>>,
 }
 
@@ -102,14 +171,31 @@ impl Deliverer for TickDeliverer<'_> {
             Ok(k) => k,
             Err(e) => return Ok(Prepared::Dead(format!("notification {}: {e}", d.notification_id))),
         };
-        let user = match self.users.entry(d.user_id) {
-            Entry::Occupied(slot) => slot.into_mut(),
-            Entry::Vacant(slot) => slot.insert(match ops.user(d.user_id) {
-                Ok(u) => u,
-                Err(e) => return Ok(Prepared::Dead(format!("user {}: {e:#}", d.user_id))),
-            }),
+        let Some(channel) = Channel::parse(&d.channel) else {
+            return Ok(Prepared::Dead(format!(
+                "delivery {}: unknown channel '{}'",
+                d.id,
+                crate::input::printable(&d.channel, 20)
+            )));
         };
-        let Some(user) = user.clone() else {
+        let recipient = match self.users.entry(d.user_id) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(slot) => {
+                let user = match ops.user(d.user_id) {
+                    Ok(u) => u,
+                    Err(e) => return Ok(Prepared::Dead(format!("user {}: {e:#}", d.user_id))),
+                };
+                let read = match user {
+                    Some(user) => Some(Addressee {
+                        prefs: user_preferences(ops, &user, self.reporter)?,
+                        user,
+                    }),
+                    None => None,
+                };
+                slot.insert(read)
+            }
+        };
+        let Some(Addressee { user, prefs }) = recipient.clone() else {
             return Ok(Prepared::Dead(format!(
                 "the recipient (user {}) no longer exists",
                 d.user_id
@@ -128,11 +214,39 @@ impl Deliverer for TickDeliverer<'_> {
         if let Some((status, reason)) = stale(d, user.id, event.as_ref(), now) {
             return Ok(Prepared::Drop { status, reason });
         }
-        if let Some(reason) = switched_off(self.config, &d.channel, &user) {
+        if let Some(reason) = switched_off(self.config, channel, &user, &prefs, kind) {
             return Ok(Prepared::Drop {
                 status: "superseded",
                 reason,
             });
+        }
+        // The agenda lists the day as it is now: events cancelled or moved away since it
+        // was decided are left out, and one with nothing left is not sent.
+        let day_events = match (kind, d.agenda_date) {
+            (Kind::Agenda, Some(date)) => {
+                let events = super::agenda::day_events(ops, self.config, &user, date)?;
+                if events.is_empty() {
+                    return Ok(Prepared::Drop {
+                        status: "superseded",
+                        reason: "no event is left on that day's agenda".into(),
+                    });
+                }
+                Some((date, events))
+            }
+            (Kind::Agenda, None) => {
+                return Ok(Prepared::Dead(format!(
+                    "notification {}: an agenda without its date",
+                    d.notification_id
+                )))
+            }
+            _ => None,
+        };
+        if channel.is_personal() {
+            if let Some((until, reason)) =
+                quiet_until(self.config, self.reporter, &user, kind, event.as_ref(), now)
+            {
+                return Ok(Prepared::Hold { until, reason });
+            }
         }
         let about = About {
             kind,
@@ -140,6 +254,9 @@ impl Deliverer for TickDeliverer<'_> {
             offset_minutes: d.offset_minutes,
             previous_start: d.previous_start,
             custom: (kind == Kind::Custom).then_some((d.title.as_str(), d.body.as_str())),
+            agenda: day_events
+                .as_ref()
+                .map(|(date, events)| (*date, events.as_slice())),
         };
         let context = message_context(self.config, self.reporter, &user, &about);
         let message = Outgoing {
@@ -150,6 +267,8 @@ impl Deliverer for TickDeliverer<'_> {
                 user_id: user.id,
                 name: user.name.clone(),
                 email: user.email.clone(),
+                phone: user.phone.clone(),
+                ntfy_topic: user.ntfy_topic.clone(),
             },
             title: d.title.clone(),
             body: d.body.clone(),
@@ -191,6 +310,8 @@ impl Senders<'_> {
                 self.stdout_to_stderr,
             )?)),
             "webhook" => Ok(Box::new(WebhookSender::new(&self.config.webhook)?)),
+            "sms" => Ok(Box::new(SmsSender::new(&self.config.sms)?)),
+            "ntfy" => Ok(Box::new(NtfySender::new(&self.config.ntfy)?)),
             other => anyhow::bail!("unknown channel '{other}'"),
         }
     }
@@ -203,7 +324,12 @@ impl Senders<'_> {
         }
     }
 
-    pub fn render(&self, context: &MessageContext) -> anyhow::Result<Rendered> {
-        self.templates.render(context)
+    /// The texts `channel` sends: the whole email, the SMS text, or a push's title and text.
+    pub fn render(&self, channel: &str, context: &MessageContext) -> anyhow::Result<Rendered> {
+        match channel {
+            "sms" => self.templates.render_sms(context),
+            "ntfy" => self.templates.render_push(context),
+            _ => self.templates.render(context),
+        }
     }
 }

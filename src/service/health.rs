@@ -223,6 +223,10 @@ fn secret_checks(config: &Config) -> Vec<Check> {
         (!config.webhook.url.is_empty()).then_some("[webhook] url is set"),
         (config.video.provider == VideoProvider::Whereby)
             .then_some("[video] provider = \"whereby\" (without it, events get Jitsi rooms)"),
+        (!config.sms.url.is_empty() && config.sms.auth != crate::config::HttpAuth::None)
+            .then_some("[sms] url and auth are set"),
+        (!config.ntfy.url.is_empty() && config.ntfy.auth != crate::config::HttpAuth::None)
+            .then_some("[ntfy] url and auth are set"),
     ];
     crate::secrets::settings(config)
         .iter()

@@ -380,6 +380,7 @@ fn user_input(row: &Row) -> Result<UserInput, BadRow> {
         timezone: row.text("timezone")?,
         locale: row.text("locale")?,
         email_enabled: true,
+        ..UserInput::default()
     })
 }
 

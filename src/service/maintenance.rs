@@ -8,8 +8,9 @@ use crate::error::user_error;
 use crate::model::Delivery;
 use crate::store::{self, BrokenRow, PruneCounts};
 
-pub const DELIVERY_STATUSES: [&str; 7] = [
+pub const DELIVERY_STATUSES: [&str; 8] = [
     "pending",
+    "held",
     "sending",
     "failed",
     "dead",

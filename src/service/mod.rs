@@ -10,6 +10,7 @@
 //! `plan`, `import` (files into booking), `maintenance` (prune, re-queue), `monitor` (what
 //! monitoring sees of a tick: heartbeat pings and the metrics file).
 
+pub mod agenda;
 pub mod booking;
 pub mod delivery;
 pub mod health;
@@ -19,6 +20,7 @@ pub mod maintenance;
 pub mod monitor;
 pub mod notices;
 pub mod plan;
+pub mod prefs;
 pub mod report;
 pub mod tick;
 pub mod users;

@@ -155,7 +155,7 @@ pub fn families(config: &Config, tick: &Observed, previous: &Previous) -> Vec<Fa
     let mut deliveries = Family::new(
         "notifyctl_deliveries_total",
         MetricType::Counter,
-        "Delivery attempts by channel and outcome: sent, failed (will be retried), dead (given up), dropped (the event moved, was cancelled or started).",
+        "Delivery attempts by channel and outcome: sent, failed (will be retried), dead (given up), dropped (the event moved, was cancelled or started), held (waiting for the end of the recipient's quiet hours).",
     );
     deliveries.carry(previous);
     let mut channels = Vec::new();
@@ -165,8 +165,14 @@ pub fn families(config: &Config, tick: &Observed, previous: &Previous) -> Vec<Fa
     if !config.webhook.url.is_empty() {
         channels.push("webhook");
     }
+    if !config.sms.url.is_empty() {
+        channels.push("sms");
+    }
+    if !config.ntfy.url.is_empty() {
+        channels.push("ntfy");
+    }
     for channel in channels {
-        for outcome in ["sent", "failed", "dead", "dropped"] {
+        for outcome in ["sent", "failed", "dead", "dropped", "held"] {
             deliveries.add(&[("channel", channel), ("outcome", outcome)], 0.0);
         }
     }

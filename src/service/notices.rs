@@ -1,18 +1,21 @@
-//! What each recipient gets: turning an event change or a due reminder into a stored
-//! notice (the in-app row, rendered in the recipient's language and zone) and the pending
-//! deliveries on the channels it goes out on. The delivery step renders the outgoing
-//! message from the same [`message_context`].
+//! What each recipient gets: turning an event change, a due reminder or a day's agenda
+//! into a stored notice (the in-app row, rendered in the recipient's language and zone) and
+//! the pending deliveries on the channels it goes out on — the ones configured, for which
+//! the recipient has an address, and that their preferences let through. The delivery step
+//! renders the outgoing message from the same [`message_context`] and asks [`unusable`] and
+//! [`preference`] again just before sending.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use std::cell::OnceCell;
 
 use super::report::Reporter;
 use super::{user_locale, user_setting_problem, user_tz};
 use crate::config::{Config, Transport};
-use crate::messages::{EventInfo, MessageContext, Templates};
+use crate::messages::{AgendaInfo, EventInfo, MessageContext, Templates};
 use crate::model::{Channel, Event, Kind, NewNotice, User};
-use crate::store::Ops;
+use crate::preferences::{self, Choice};
+use crate::store::{Ops, Preference};
 
 /// What a notice is about.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +28,31 @@ pub struct About<'a> {
     pub previous_start: Option<DateTime<Utc>>,
     /// Custom notices: (title, body).
     pub custom: Option<(&'a str, &'a str)>,
+    /// Agenda notices: the day and its events.
+    pub agenda: Option<(NaiveDate, &'a [Event])>,
+}
+
+/// What a message says about one event, for `user`.
+fn event_info(e: &Event, user: &User, previous_start: Option<DateTime<Utc>>) -> EventInfo {
+    EventInfo {
+        id: e.id,
+        title: e.title.clone(),
+        starts_at: e.starts_at,
+        ends_at: e.ends_at,
+        previous_starts_at: previous_start,
+        video_url: e.video_url.clone(),
+        role: e
+            .participants
+            .iter()
+            .find(|p| p.user_id == user.id)
+            .map(|p| p.role.clone()),
+        participants: e
+            .participants
+            .iter()
+            .filter(|p| p.user_id != user.id)
+            .map(|p| p.name.clone())
+            .collect(),
+    }
 }
 
 /// Everything a template needs about one notice for one recipient.
@@ -35,6 +63,7 @@ pub fn message_context(config: &Config, reporter: &Reporter, user: &User, about:
         offset_minutes,
         previous_start,
         custom,
+        agenda,
     } = *about;
     if let Some(problem) = user_setting_problem(user) {
         reporter.note(problem);
@@ -45,32 +74,102 @@ pub fn message_context(config: &Config, reporter: &Reporter, user: &User, about:
         tz: user_tz(config, user),
         recipient_name: user.name.clone(),
         recipient_email: user.email.clone(),
-        event: event.map(|e| EventInfo {
-            id: e.id,
-            title: e.title.clone(),
-            starts_at: e.starts_at,
-            ends_at: e.ends_at,
-            previous_starts_at: previous_start,
-            video_url: e.video_url.clone(),
-            role: e
-                .participants
-                .iter()
-                .find(|p| p.user_id == user.id)
-                .map(|p| p.role.clone()),
-            participants: e
-                .participants
-                .iter()
-                .filter(|p| p.user_id != user.id)
-                .map(|p| p.name.clone())
-                .collect(),
-        }),
+        event: event.map(|e| event_info(e, user, previous_start)),
         offset_minutes,
         custom_title: custom.map(|c| c.0.to_string()),
         custom_body: custom.map(|c| c.1.to_string()),
         app_name: config.email.app_name.clone(),
         unsubscribe_url: (!config.email.unsubscribe_url.is_empty())
             .then(|| config.email.unsubscribe_url.clone()),
+        agenda: agenda.map(|(date, events)| AgendaInfo {
+            date,
+            events: events.iter().map(|e| event_info(e, user, None)).collect(),
+        }),
     }
+}
+
+/// Why `channel` cannot carry messages to `user` at all, if it cannot: not configured, or
+/// the user has no address for it. The same words at creation and just before sending.
+pub fn unusable(config: &Config, channel: Channel, user: &User) -> Option<String> {
+    match channel {
+        Channel::Email if config.email.transport == Transport::None => {
+            Some("the email channel is switched off ([email] transport = \"none\")".into())
+        }
+        Channel::Webhook if config.webhook.url.is_empty() => {
+            Some("the webhook channel is switched off ([webhook] url is empty)".into())
+        }
+        Channel::Sms if config.sms.url.is_empty() => {
+            Some("the SMS channel is switched off ([sms] url is empty)".into())
+        }
+        Channel::Sms => match user.phone.as_deref().map(crate::input::parse_phone) {
+            None => Some("the recipient has no phone number".into()),
+            Some(Err(_)) => Some(format!(
+                "users id {}, column phone: not an E.164 number (value '{}')",
+                user.id,
+                crate::input::printable(user.phone.as_deref().unwrap_or_default(), 40)
+            )),
+            Some(Ok(_)) => None,
+        },
+        Channel::Ntfy if config.ntfy.url.is_empty() => {
+            Some("the push channel is switched off ([ntfy] url is empty)".into())
+        }
+        Channel::Ntfy => match user.ntfy_topic.as_deref().map(crate::input::parse_ntfy_topic) {
+            None => Some("the recipient has no ntfy topic".into()),
+            Some(Err(_)) => Some(format!(
+                "users id {}, column ntfy_topic: not an ntfy topic (value '{}')",
+                user.id,
+                crate::input::printable(user.ntfy_topic.as_deref().unwrap_or_default(), 70)
+            )),
+            Some(Ok(_)) => None,
+        },
+        _ => None,
+    }
+}
+
+/// A user's stored preferences; rows that cannot be read are reported, and the user is
+/// then treated as having switched every personal channel off (mandatory kinds still go):
+/// a broken setting must not send what someone asked not to receive.
+pub fn user_preferences(
+    ops: &mut dyn Ops,
+    user: &User,
+    reporter: &Reporter,
+) -> anyhow::Result<Vec<Preference>> {
+    match ops.preferences(user.id) {
+        Ok(rows) => Ok(rows),
+        Err(e) => match e.downcast::<crate::store::BrokenRow>() {
+            Ok(b) => {
+                reporter.broken(&b);
+                Ok(Channel::PERSONAL
+                    .iter()
+                    .flat_map(|c| {
+                        Kind::ALL.iter().map(move |k| Preference {
+                            kind: k.as_str().into(),
+                            channel: c.as_str().into(),
+                            enabled: false,
+                        })
+                    })
+                    .collect())
+            }
+            Err(other) => Err(other),
+        },
+    }
+}
+
+/// Whether the recipient's preferences let `kind` through on a personal `channel`.
+pub fn preference(
+    config: &Config,
+    prefs: &[Preference],
+    user: &User,
+    kind: Kind,
+    channel: Channel,
+) -> Choice {
+    preferences::choice(
+        prefs,
+        user.email_enabled,
+        kind,
+        channel,
+        &config.preferences.mandatory,
+    )
 }
 
 /// Creates notices inside the caller's transaction.
@@ -97,16 +196,70 @@ impl<'a> Notifier<'a> {
         })
     }
 
-    /// The channels a notice for `user` goes out on.
-    pub fn channels(&self, user: &User, email_wanted: bool) -> Vec<Channel> {
+    /// The channels a notice of `kind` for `user` goes out on: each personal channel that
+    /// is configured, for which the user has an address, and that their preferences (or
+    /// the mandatory kinds) let through; and the webhook, the app's feed, when there is
+    /// one. `personal: false` (`send --no-email`): in-app and webhook only.
+    pub fn channels(
+        &self,
+        ops: &mut dyn Ops,
+        user: &User,
+        kind: Kind,
+        personal: bool,
+    ) -> anyhow::Result<Vec<Channel>> {
         let mut v = Vec::new();
-        if email_wanted && user.email_enabled && self.config.email.transport != Transport::None {
-            v.push(Channel::Email);
+        if personal {
+            let prefs = user_preferences(ops, user, self.reporter)?;
+            for channel in Channel::PERSONAL {
+                if unusable(self.config, channel, user).is_none()
+                    && preference(self.config, &prefs, user, kind, channel).wanted()
+                {
+                    v.push(channel);
+                }
+            }
         }
-        if !self.config.webhook.url.is_empty() {
+        if unusable(self.config, Channel::Webhook, user).is_none() {
             v.push(Channel::Webhook);
         }
-        v
+        Ok(v)
+    }
+
+    /// Store `user`'s agenda for local `date` listing `events` (inbox row + pending
+    /// deliveries); None when it existed already (the unique key decides).
+    pub fn agenda(
+        &self,
+        ops: &mut dyn Ops,
+        user: &User,
+        date: NaiveDate,
+        events: &[Event],
+    ) -> anyhow::Result<Option<i64>> {
+        let about = About {
+            kind: Kind::Agenda,
+            event: None,
+            offset_minutes: None,
+            previous_start: None,
+            custom: None,
+            agenda: Some((date, events)),
+        };
+        let mc = message_context(self.config, self.reporter, user, &about);
+        let (title, body) = self.templates.render_inbox(&mc)?;
+        let channels = self.channels(ops, user, Kind::Agenda, true)?;
+        ops.insert_notice(
+            &NewNotice {
+                user_id: user.id,
+                kind: Kind::Agenda,
+                event_id: None,
+                offset_minutes: None,
+                event_start: None,
+                event_sequence: None,
+                previous_start: None,
+                title,
+                body,
+                channels,
+                agenda_date: Some(date),
+            },
+            self.now,
+        )
     }
 
     /// Store one event notice (inbox row + pending deliveries) for `user`. Returns the
@@ -126,9 +279,11 @@ impl<'a> Notifier<'a> {
             offset_minutes,
             previous_start,
             custom: None,
+            agenda: None,
         };
         let mc = message_context(self.config, self.reporter, user, &about);
         let (title, body) = self.templates.render_inbox(&mc)?;
+        let channels = self.channels(ops, user, kind, true)?;
         ops.insert_notice(
             &NewNotice {
                 user_id: user.id,
@@ -140,7 +295,8 @@ impl<'a> Notifier<'a> {
                 previous_start,
                 title,
                 body,
-                channels: self.channels(user, true),
+                channels,
+                agenda_date: None,
             },
             self.now,
         )
@@ -170,14 +326,14 @@ impl<'a> Notifier<'a> {
     }
 
     /// An ad-hoc notice; rendered now so that a broken template fails the command, not a
-    /// later tick.
+    /// later tick. `personal: false` (`send --no-email`): in-app (and webhook) only.
     pub fn custom(
         &self,
         ops: &mut dyn Ops,
         user: &User,
         title: &str,
         body: &str,
-        email: bool,
+        personal: bool,
     ) -> anyhow::Result<i64> {
         let about = About {
             kind: Kind::Custom,
@@ -185,9 +341,11 @@ impl<'a> Notifier<'a> {
             offset_minutes: None,
             previous_start: None,
             custom: Some((title, body)),
+            agenda: None,
         };
         let mc = message_context(self.config, self.reporter, user, &about);
         self.templates.render(&mc)?;
+        let channels = self.channels(ops, user, Kind::Custom, personal)?;
         ops.insert_notice(
             &NewNotice {
                 user_id: user.id,
@@ -199,7 +357,8 @@ impl<'a> Notifier<'a> {
                 previous_start: None,
                 title: title.to_string(),
                 body: body.to_string(),
-                channels: self.channels(user, email),
+                channels,
+                agenda_date: None,
             },
             self.now,
         )?

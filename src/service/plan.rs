@@ -11,6 +11,41 @@ use super::Service;
 use crate::model::User;
 use crate::reminders::{self, Action};
 
+/// One thing the coming ticks will do, in time order. Every JSON object has `what`
+/// (`reminder`, `agenda` or `held`) and `at`; the rest depends on `what`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "what", rename_all = "lowercase")]
+pub enum Planned {
+    Reminder(PlannedReminder),
+    Agenda(super::agenda::PlannedAgenda),
+    /// A delivery waiting for the end of its recipient's quiet hours.
+    Held(PlannedHeld),
+}
+
+impl Planned {
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Planned::Reminder(r) => r.at,
+            Planned::Agenda(a) => a.at,
+            Planned::Held(h) => h.at,
+        }
+    }
+}
+
+/// A held delivery and when it goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedHeld {
+    #[serde(with = "crate::model::utc")]
+    pub at: DateTime<Utc>,
+    pub delivery_id: i64,
+    pub channel: String,
+    pub kind: String,
+    /// Who it goes to, as `deliveries` shows it (an address, a number, or the user).
+    pub to: String,
+    pub event_id: Option<i64>,
+    pub reason: String,
+}
+
 /// One reminder the ticks will send or skip; the JSON names are part of the contract.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedReminder {
@@ -119,6 +154,31 @@ impl Service {
 }
 
 const PAGE: u32 = 2000;
+
+impl Service {
+    /// Deliveries held for quiet hours that go out before `until`, by time.
+    pub fn planned_held(&mut self, until: DateTime<Utc>) -> anyhow::Result<Vec<PlannedHeld>> {
+        let mut held = Vec::new();
+        self.store.list_deliveries(Some("held"), u32::MAX, &mut |d| {
+            if let Ok(d) = d {
+                if d.next_attempt_at <= until {
+                    held.push(PlannedHeld {
+                        at: d.next_attempt_at,
+                        delivery_id: d.id,
+                        channel: d.channel,
+                        kind: d.kind,
+                        to: d.recipient,
+                        event_id: d.event_id,
+                        reason: d.hold_reason.unwrap_or_default(),
+                    });
+                }
+            }
+            Ok(())
+        })?;
+        held.sort_by_key(|h| (h.at, h.delivery_id));
+        Ok(held)
+    }
+}
 
 fn planned(config: &crate::config::Config, d: &reminders::Decision, user: &User) -> PlannedReminder {
     let tz = super::user_tz(config, user);

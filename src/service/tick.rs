@@ -78,7 +78,7 @@ pub struct TickFacts {
     pub summary: TickSummary,
     /// Reminders recorded as skipped, by reason (`late`, `collapsed`, `armed_late`).
     pub skipped_by_reason: BTreeMap<String, i64>,
-    /// Delivery outcomes by (channel, outcome): `sent`, `failed`, `dead`, `dropped`.
+    /// Delivery outcomes by (channel, outcome): `sent`, `failed`, `dead`, `dropped`, `held`.
     pub deliveries: BTreeMap<(String, &'static str), i64>,
     pub elapsed_ms: i64,
     /// False when the tick ended with an error.
@@ -348,6 +348,13 @@ impl Service {
                 break;
             }
         }
+        // Then the daily agendas due now (one row read per zone when they are decided).
+        if progress.incomplete.is_none() && !self.decide_agendas(Some(deadline), &mut progress.summary)? {
+            progress.incomplete = Some(
+                "ran out of time (--max-runtime) deciding the daily agendas: the next tick goes on from there"
+                    .into(),
+            );
+        }
         let summary = &mut progress.summary;
         let settings = outbox::Settings {
             tick_id,
@@ -367,7 +374,7 @@ impl Service {
             stdout_to_stderr: options.mail_to_stderr,
         };
         let workers = outbox::Workers {
-            render: &|context| senders.render(context),
+            render: &|channel, context| senders.render(channel, context),
             sender: &|channel| senders.sender(channel),
             connections: &|channel| senders.connections(channel),
         };

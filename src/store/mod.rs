@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::model::{Candidate, Delivery, Event, NewNotice, Notification, User};
@@ -137,8 +137,8 @@ pub fn write<T>(
 }
 
 /// Every typed operation, usable inside a transaction or on its own.
-pub trait Ops: UserOps + EventOps + NoticeOps + ReminderOps + DeliveryOps + TickOps {}
-impl<T: UserOps + EventOps + NoticeOps + ReminderOps + DeliveryOps + TickOps + ?Sized> Ops for T {}
+pub trait Ops: UserOps + EventOps + NoticeOps + ReminderOps + DeliveryOps + TickOps + AgendaOps {}
+impl<T: UserOps + EventOps + NoticeOps + ReminderOps + DeliveryOps + TickOps + AgendaOps + ?Sized> Ops for T {}
 
 /// A row whose value could not be read as what it should be. Shown to the admin as
 /// `table id N, column C: problem (value '...')`, the value shortened and made printable.
@@ -180,6 +180,9 @@ pub struct NewUser {
     pub timezone: Option<String>,
     pub locale: Option<String>,
     pub email_enabled: bool,
+    pub phone: Option<String>,
+    pub ntfy_topic: Option<String>,
+    pub quiet_hours: Option<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -190,6 +193,20 @@ pub struct UserChanges {
     pub timezone: Option<Option<String>>,
     pub locale: Option<Option<String>>,
     pub email_enabled: Option<bool>,
+    /// `Some(None)` removes it (the same for the two below).
+    pub phone: Option<Option<String>>,
+    pub ntfy_topic: Option<Option<String>>,
+    pub quiet_hours: Option<Option<String>>,
+}
+
+/// One stored preference: `kind` is a notice kind or `all`; `channel` an outgoing channel
+/// (email, sms, ntfy). Rows are kept as stored: the service reads them (a value it does not
+/// know is reported and ignored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preference {
+    pub kind: String,
+    pub channel: String,
+    pub enabled: bool,
 }
 
 pub trait UserOps {
@@ -203,6 +220,19 @@ pub trait UserOps {
     fn update_user(&mut self, id: i64, changes: &UserChanges) -> anyhow::Result<()>;
     /// Delete a user with their participations, notifications and deliveries.
     fn delete_user(&mut self, id: i64) -> anyhow::Result<()>;
+    /// A user's stored preferences (users.email_enabled holds the `all` email one).
+    fn preferences(&mut self, user_id: i64) -> anyhow::Result<Vec<Preference>>;
+    /// Set one preference row (`kind` may be `all`, except for email).
+    fn put_preference(
+        &mut self,
+        user_id: i64,
+        kind: &str,
+        channel: &str,
+        enabled: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
+    /// Remove a user's rows for `channel` (every kind, `all` included); how many.
+    fn clear_preferences(&mut self, user_id: i64, channel: &str) -> anyhow::Result<usize>;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -434,6 +464,8 @@ pub struct ClaimedDelivery {
     pub title: String,
     pub body: String,
     pub created_at: DateTime<Utc>,
+    /// Agenda notices: the local date they list.
+    pub agenda_date: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone)]
@@ -452,6 +484,12 @@ pub enum DeliveryOutcome {
     /// Not sent and never will be: `superseded` (event moved or cancelled) or `expired`.
     Dropped {
         status: &'static str,
+        reason: String,
+    },
+    /// Not sent yet, and nothing failed: it waits until `until` (the recipient's quiet
+    /// hours), pending, without spending an attempt.
+    Held {
+        until: DateTime<Utc>,
         reason: String,
     },
 }
@@ -511,6 +549,9 @@ pub trait DeliveryOps {
     /// Re-queue now with a fresh attempt budget.
     fn requeue(&mut self, ids: &[i64], now: DateTime<Utc>) -> anyhow::Result<usize>;
     fn requeue_dead(&mut self, now: DateTime<Utc>) -> anyhow::Result<usize>;
+    /// A user's deliveries held for quiet hours become due now (their quiet hours or zone
+    /// changed: the next tick decides again); how many.
+    fn release_held(&mut self, user_id: i64, now: DateTime<Utc>) -> anyhow::Result<usize>;
     /// When the oldest delivery still waiting (pending, failed or sending) was created,
     /// for the metrics file's backlog age.
     fn oldest_waiting_delivery(&mut self) -> anyhow::Result<Option<DateTime<Utc>>>;
@@ -529,6 +570,8 @@ pub struct TickSummary {
     pub dead: i64,
     /// Deliveries not sent because the event moved or was cancelled, or it was too late.
     pub dropped: i64,
+    /// Deliveries held back until the end of their recipient's quiet hours.
+    pub held: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -568,6 +611,38 @@ pub trait TickOps {
     /// Forget the records of ticks that started after `now` (they ran with a clock
     /// ahead); how many. With `dry_run`, only count them.
     fn forget_ticks_after(&mut self, now: DateTime<Utc>, dry_run: bool) -> anyhow::Result<usize>;
+}
+
+// ---------------------------------------------------------------------------------------
+// The daily agenda
+
+/// A zone as `users.timezone` holds it: `None` for users without one (the default zone).
+/// Kept as stored, so that each distinct value gets its own pass.
+pub type ZoneKey = Option<String>;
+
+pub trait AgendaOps {
+    /// The distinct zones users have (`None` when some have none), read through the zone
+    /// index one value at a time: as cheap with a million users as with ten.
+    fn agenda_zones(&mut self) -> anyhow::Result<Vec<ZoneKey>>;
+    /// Whether the agenda pass of `zone` for `date` is done.
+    fn agenda_run_done(&mut self, zone: &ZoneKey, date: NaiveDate) -> anyhow::Result<bool>;
+    /// Record the pass of `zone` for `date` as done (again is fine).
+    fn finish_agenda_run(
+        &mut self,
+        zone: &ZoneKey,
+        date: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
+    /// Users in `zone` with a scheduled event starting in [from, to) and no agenda for
+    /// `date` yet, by id after `after`, at most `limit`.
+    fn agenda_recipients(
+        &mut self,
+        zone: &ZoneKey,
+        day: (DateTime<Utc>, DateTime<Utc>),
+        date: NaiveDate,
+        after: i64,
+        limit: u32,
+    ) -> anyhow::Result<Vec<i64>>;
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize)]

@@ -18,6 +18,7 @@ mod messages;
 mod operations;
 mod ops;
 mod outbox;
+mod people;
 mod pg_connect;
 mod pg_schema;
 mod reminders;

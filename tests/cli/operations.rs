@@ -287,7 +287,7 @@ fn metrics_file_is_parsed_and_its_counters_add_up_the_tick_summaries() {
         .sum();
     assert_eq!(skipped, total("skipped") as f64);
     assert!(total("skipped") >= 1, "{first} {second}");
-    for outcome in ["sent", "failed", "dead", "dropped"] {
+    for outcome in ["sent", "failed", "dead", "dropped", "held"] {
         assert_eq!(
             m[&format!("notifyctl_deliveries_total{{channel=email,outcome={outcome}}}")],
             total(outcome) as f64,

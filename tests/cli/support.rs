@@ -481,7 +481,7 @@ impl Env {
 }
 
 /// notifyctl's tables, in the order `dump` shows them.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 9] = [
     "users",
     "events",
     "participants",
@@ -489,6 +489,8 @@ const TABLES: [&str; 7] = [
     "deliveries",
     "reminders",
     "ticks",
+    "preferences",
+    "agenda_runs",
 ];
 
 /// Another writer's open transaction (see [`Env::lock_writes`]); rolled back on drop.

@@ -19,8 +19,11 @@ use crate::store::{
 };
 
 const LIST_COLUMNS: &str = "d.id, d.notification_id, d.channel, d.status, d.attempts,
-    coalesce(u.email, '(deleted user ' || n.user_id || ')'),
-    n.kind, n.event_id, d.next_attempt_at, d.last_error, d.message_id, d.response, d.created_at, d.sent_at";
+    CASE WHEN d.channel = 'sms' AND u.phone IS NOT NULL THEN u.phone
+         WHEN d.channel = 'ntfy' AND u.id IS NOT NULL THEN 'user ' || u.id || ' (push)'
+         ELSE coalesce(u.email, '(deleted user ' || n.user_id || ')') END,
+    n.kind, n.event_id, d.next_attempt_at, d.last_error, d.message_id, d.response, d.created_at, d.sent_at,
+    d.hold_reason";
 
 fn decode_listed(r: &Row) -> Result<Delivery, BrokenRow> {
     let c = Cols::new(r, "deliveries", 0);
@@ -39,14 +42,18 @@ fn decode_listed(r: &Row) -> Result<Delivery, BrokenRow> {
         response: c.opt_text(11)?,
         created_at: c.ts(12)?,
         sent_at: c.opt_ts(13)?,
-    })
+        hold_reason: c.opt_text(14)?,
+        held_until: None,
+    }
+    .with_held_until())
 }
 
-/// (status, attempts added, next attempt, error, message id, server answer)
+/// (status, attempts added, next attempt, error, message id, server answer, hold reason)
 type OutcomeColumns<'a> = (
     &'a str,
     i64,
     Option<DateTime<Utc>>,
+    Option<&'a str>,
     Option<&'a str>,
     Option<&'a str>,
     Option<&'a str>,
@@ -61,6 +68,7 @@ fn outcome_columns(outcome: &DeliveryOutcome) -> OutcomeColumns<'_> {
             None,
             message_id.as_deref(),
             Some(response.as_str()),
+            None,
         ),
         DeliveryOutcome::Retry {
             error,
@@ -72,9 +80,21 @@ fn outcome_columns(outcome: &DeliveryOutcome) -> OutcomeColumns<'_> {
             Some(error.as_str()),
             None,
             None,
+            None,
         ),
-        DeliveryOutcome::Dead { error } => ("dead", 1, None, Some(error.as_str()), None, None),
-        DeliveryOutcome::Dropped { status, reason } => (status, 0, None, Some(reason.as_str()), None, None),
+        DeliveryOutcome::Dead { error } => ("dead", 1, None, Some(error.as_str()), None, None, None),
+        DeliveryOutcome::Dropped { status, reason } => {
+            (status, 0, None, Some(reason.as_str()), None, None, None)
+        }
+        DeliveryOutcome::Held { until, reason } => (
+            "pending",
+            0,
+            Some(*until),
+            None,
+            None,
+            None,
+            Some(reason.as_str()),
+        ),
     }
 }
 
@@ -90,7 +110,7 @@ impl DeliveryOps for PgStore {
                  LIMIT $4
                    FOR UPDATE SKIP LOCKED)
              UPDATE deliveries d
-                SET status = 'sending', claimed_by = $1, claim_expires_at = $2, updated_at = $3
+                SET status = 'sending', claimed_by = $1, claim_expires_at = $2, updated_at = $3, hold_reason = NULL
                FROM due
               WHERE d.id = due.id
              RETURNING d.id",
@@ -104,7 +124,7 @@ impl DeliveryOps for PgStore {
     fn claimed_delivery(&mut self, id: i64) -> anyhow::Result<ClaimedDelivery> {
         let Some(r) = self.query_opt(
             "SELECT d.id, d.channel, d.attempts, n.id, n.user_id, n.kind, n.event_id, n.offset_minutes,
-                    n.event_start, n.title, n.body, n.created_at, n.previous_start
+                    n.event_start, n.title, n.body, n.created_at, n.previous_start, n.agenda_date
                FROM deliveries d JOIN notifications n ON n.id = d.notification_id WHERE d.id = $1",
             &[&id],
         )?
@@ -127,6 +147,7 @@ impl DeliveryOps for PgStore {
                 body: c.text(10)?,
                 created_at: c.ts(11)?,
                 previous_start: c.opt_ts(12)?,
+                agenda_date: c.opt_date(13)?,
             })
         })()
         .map_err(broken)?;
@@ -140,7 +161,7 @@ impl DeliveryOps for PgStore {
         outcome: &DeliveryOutcome,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let (status, attempted, next, error, message_id, response) = outcome_columns(outcome);
+        let (status, attempted, next, error, message_id, response, hold) = outcome_columns(outcome);
         let n = self.execute(
             "UPDATE deliveries SET status = $3::text,
                     attempts = attempts + $4,
@@ -149,6 +170,7 @@ impl DeliveryOps for PgStore {
                     message_id = coalesce($7, message_id),
                     response = coalesce($8, response),
                     sent_at = CASE WHEN $3::text = 'sent' THEN $9 ELSE sent_at END,
+                    hold_reason = $10::text,
                     claimed_by = NULL, claim_expires_at = NULL, updated_at = $9
               WHERE id = $1 AND status = 'sending' AND claimed_by = $2",
             &[
@@ -161,6 +183,7 @@ impl DeliveryOps for PgStore {
                 &message_id,
                 &response,
                 &now,
+                &hold,
             ],
         )?;
         Ok(n == 1)
@@ -230,7 +253,9 @@ impl DeliveryOps for PgStore {
             &format!(
                 "SELECT {LIST_COLUMNS} FROM deliveries d
                    JOIN notifications n ON n.id = d.notification_id LEFT JOIN users u ON u.id = n.user_id
-                  WHERE $1::text IS NULL OR d.status = $1::text ORDER BY d.id DESC LIMIT $2"
+                  WHERE $1::text IS NULL OR d.status = $1::text
+                     OR ($1::text = 'held' AND d.status = 'pending' AND d.hold_reason IS NOT NULL)
+                  ORDER BY d.id DESC LIMIT $2"
             ),
             &[&status, &limit],
             |r| each(decode_listed(r)),
@@ -252,6 +277,16 @@ impl DeliveryOps for PgStore {
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1
               WHERE id = ANY($2)",
             &[&now, &ids],
+        )?;
+        Ok(n as usize)
+    }
+
+    fn release_held(&mut self, user_id: i64, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        let n = self.execute(
+            "UPDATE deliveries SET next_attempt_at = $2, hold_reason = NULL, updated_at = $2
+              WHERE status = 'pending' AND hold_reason IS NOT NULL
+                AND notification_id IN (SELECT id FROM notifications WHERE user_id = $1)",
+            &[&user_id, &now],
         )?;
         Ok(n as usize)
     }

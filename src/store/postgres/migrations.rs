@@ -21,6 +21,8 @@ use crate::error::user_error;
 const STEPS: &[(i64, &str)] = &[
     (3, include_str!("migrations/003_initial.sql")),
     (4, include_str!("migrations/004_busy_index.sql")),
+    // Version 5 is issue 14's (per-event reminders, series, delivery attempts), merged later.
+    (6, include_str!("migrations/006_people.sql")),
 ];
 
 /// The schema version this binary writes.
@@ -31,7 +33,7 @@ const LOCK_KEY: i64 = 0x6e6f_7469_6679_6374;
 
 /// The tables of the schema (a schema `notifyctl` that has one without our version
 /// table is someone else's).
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 10] = [
     "schema_migrations",
     "users",
     "events",
@@ -40,6 +42,8 @@ const TABLES: [&str; 8] = [
     "deliveries",
     "reminders",
     "ticks",
+    "preferences",
+    "agenda_runs",
 ];
 
 /// The version the database is at; 0 when it has no notifyctl schema.
@@ -139,7 +143,7 @@ mod tests {
     #[test]
     fn steps_are_append_only_in_version_order() {
         assert!(STEPS.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(SCHEMA_VERSION, 4);
+        assert_eq!(SCHEMA_VERSION, 6);
     }
 
     /// Without a server at hand, a cheap cross-check (the end-to-end suite compares the

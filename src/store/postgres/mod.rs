@@ -20,6 +20,7 @@
 //!
 //! Instants are `timestamptz(0)`: whole seconds, as on SQLite, so keys and JSON agree.
 
+mod agenda;
 pub mod connect;
 mod deliveries;
 mod events;
@@ -512,6 +513,10 @@ impl<'r> Cols<'r> {
 
     pub fn opt_ts(&self, idx: usize) -> Result<Option<DateTime<Utc>>, BrokenRow> {
         self.get(idx, "not a time this program can represent")
+    }
+
+    pub fn opt_date(&self, idx: usize) -> Result<Option<chrono::NaiveDate>, BrokenRow> {
+        self.get(idx, "not a date this program can represent")
     }
 
     /// An array column (NULL: empty).

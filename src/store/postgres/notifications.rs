@@ -38,9 +38,9 @@ impl NoticeOps for PgStore {
             "WITH notice AS (
                 INSERT INTO notifications
                     (user_id, kind, event_id, offset_minutes, event_start, event_sequence, previous_start,
-                     title, body, created_at)
+                     title, body, created_at, agenda_date)
                 SELECT $1::bigint, $2::text, $3::bigint, $4::bigint, $5::timestamptz, $6::bigint,
-                       $7::timestamptz, $8::text, $9::text, $10::timestamptz
+                       $7::timestamptz, $8::text, $9::text, $10::timestamptz, $12::date
                  WHERE NOT EXISTS (SELECT 1 FROM notifications x
                                     WHERE $2::text = 'reminder' AND x.kind = 'reminder'
                                       AND x.event_id = $3::bigint AND x.user_id = $1::bigint
@@ -49,6 +49,9 @@ impl NoticeOps for PgStore {
                                     WHERE x.kind IN ('assigned', 'rescheduled', 'cancelled') AND x.kind = $2::text
                                       AND x.event_id = $3::bigint AND x.user_id = $1::bigint
                                       AND x.event_sequence = $6::bigint)
+                   AND NOT EXISTS (SELECT 1 FROM notifications x
+                                    WHERE $2::text = 'agenda' AND x.kind = 'agenda'
+                                      AND x.user_id = $1::bigint AND x.agenda_date = $12::date)
                 ON CONFLICT DO NOTHING
                 RETURNING id),
              channels AS (
@@ -68,6 +71,7 @@ impl NoticeOps for PgStore {
                 &n.body,
                 &now,
                 &channels,
+                &n.agenda_date,
             ],
         )?;
         Ok(match row {

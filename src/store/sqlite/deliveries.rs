@@ -14,8 +14,11 @@ use crate::store::{
 };
 
 const LIST_COLUMNS: &str = "d.id, d.notification_id, d.channel, d.status, d.attempts,
-    coalesce(u.email, '(deleted user ' || n.user_id || ')'),
-    n.kind, n.event_id, d.next_attempt_at, d.last_error, d.message_id, d.response, d.created_at, d.sent_at";
+    CASE WHEN d.channel = 'sms' AND u.phone IS NOT NULL THEN u.phone
+         WHEN d.channel = 'ntfy' AND u.id IS NOT NULL THEN 'user ' || u.id || ' (push)'
+         ELSE coalesce(u.email, '(deleted user ' || n.user_id || ')') END,
+    n.kind, n.event_id, d.next_attempt_at, d.last_error, d.message_id, d.response, d.created_at, d.sent_at,
+    d.hold_reason";
 
 fn decode_listed(r: &Row) -> Result<Delivery, BrokenRow> {
     let c = Cols::new(r, "deliveries", 0);
@@ -34,14 +37,18 @@ fn decode_listed(r: &Row) -> Result<Delivery, BrokenRow> {
         response: c.opt_text(11)?,
         created_at: c.ts(12)?,
         sent_at: c.opt_ts(13)?,
-    })
+        hold_reason: c.opt_text(14)?,
+        held_until: None,
+    }
+    .with_held_until())
 }
 
-/// (status, attempts added, next attempt, error, message id, server answer)
+/// (status, attempts added, next attempt, error, message id, server answer, hold reason)
 type OutcomeColumns<'a> = (
     &'a str,
     i64,
     Option<String>,
+    Option<&'a str>,
     Option<&'a str>,
     Option<&'a str>,
     Option<&'a str>,
@@ -56,6 +63,7 @@ fn outcome_columns(outcome: &DeliveryOutcome) -> OutcomeColumns<'_> {
             None,
             message_id.as_deref(),
             Some(response.as_str()),
+            None,
         ),
         DeliveryOutcome::Retry {
             error,
@@ -67,16 +75,28 @@ fn outcome_columns(outcome: &DeliveryOutcome) -> OutcomeColumns<'_> {
             Some(error.as_str()),
             None,
             None,
+            None,
         ),
-        DeliveryOutcome::Dead { error } => ("dead", 1, None, Some(error.as_str()), None, None),
-        DeliveryOutcome::Dropped { status, reason } => (status, 0, None, Some(reason.as_str()), None, None),
+        DeliveryOutcome::Dead { error } => ("dead", 1, None, Some(error.as_str()), None, None, None),
+        DeliveryOutcome::Dropped { status, reason } => {
+            (status, 0, None, Some(reason.as_str()), None, None, None)
+        }
+        DeliveryOutcome::Held { until, reason } => (
+            "pending",
+            0,
+            Some(ts(*until)),
+            None,
+            None,
+            None,
+            Some(reason.as_str()),
+        ),
     }
 }
 
 impl DeliveryOps for SqliteStore {
     fn claim_due(&mut self, q: &ClaimRequest) -> anyhow::Result<Vec<i64>> {
         let mut stmt = self.conn.prepare_cached(
-            "UPDATE deliveries SET status = 'sending', claimed_by = ?1, claim_expires_at = ?2, updated_at = ?3
+            "UPDATE deliveries SET status = 'sending', claimed_by = ?1, claim_expires_at = ?2, updated_at = ?3, hold_reason = NULL
              WHERE id IN (
                 SELECT id FROM (
                     SELECT id, channel FROM deliveries WHERE status IN ('pending', 'failed') AND next_attempt_at <= ?3
@@ -98,7 +118,7 @@ impl DeliveryOps for SqliteStore {
     fn claimed_delivery(&mut self, id: i64) -> anyhow::Result<ClaimedDelivery> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT d.id, d.channel, d.attempts, n.id, n.user_id, n.kind, n.event_id, n.offset_minutes,
-                    n.event_start, n.title, n.body, n.created_at, n.previous_start
+                    n.event_start, n.title, n.body, n.created_at, n.previous_start, n.agenda_date
              FROM deliveries d JOIN notifications n ON n.id = d.notification_id WHERE d.id = ?1",
         )?;
         let mut rows = stmt.query([id])?;
@@ -121,6 +141,13 @@ impl DeliveryOps for SqliteStore {
                 body: c.text(10)?,
                 created_at: c.ts(11)?,
                 previous_start: c.opt_ts(12)?,
+                agenda_date: match c.opt_text(13)? {
+                    None => None,
+                    Some(d) => Some(
+                        d.parse()
+                            .map_err(|_| c.invalid(13, "not a date like 2030-03-10"))?,
+                    ),
+                },
             })
         })()
         .map_err(broken)?;
@@ -134,7 +161,7 @@ impl DeliveryOps for SqliteStore {
         outcome: &DeliveryOutcome,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        let (status, attempted, next, error, message_id, response) = outcome_columns(outcome);
+        let (status, attempted, next, error, message_id, response, hold) = outcome_columns(outcome);
         let n = self
             .conn
             .prepare_cached(
@@ -145,6 +172,7 @@ impl DeliveryOps for SqliteStore {
                     message_id = coalesce(?7, message_id),
                     response = coalesce(?8, response),
                     sent_at = CASE WHEN ?3 = 'sent' THEN ?9 ELSE sent_at END,
+                    hold_reason = ?10,
                     claimed_by = NULL, claim_expires_at = NULL, updated_at = ?9
                  WHERE id = ?1 AND status = 'sending' AND claimed_by = ?2",
             )?
@@ -157,7 +185,8 @@ impl DeliveryOps for SqliteStore {
                 error,
                 message_id,
                 response,
-                ts(now)
+                ts(now),
+                hold
             ])?;
         Ok(n == 1)
     }
@@ -242,7 +271,9 @@ impl DeliveryOps for SqliteStore {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {LIST_COLUMNS} FROM deliveries d
              JOIN notifications n ON n.id = d.notification_id LEFT JOIN users u ON u.id = n.user_id
-             WHERE ?1 IS NULL OR d.status = ?1 ORDER BY d.id DESC LIMIT ?2"
+             WHERE ?1 IS NULL OR d.status = ?1
+                OR (?1 = 'held' AND d.status = 'pending' AND d.hold_reason IS NOT NULL)
+             ORDER BY d.id DESC LIMIT ?2"
         ))?;
         let mut rows = stmt.query(params![status, limit])?;
         while let Some(r) = rows.next()? {
@@ -271,6 +302,15 @@ impl DeliveryOps for SqliteStore {
                 placeholders(ids.len())
             ),
             params_from_iter(args),
+        )?)
+    }
+
+    fn release_held(&mut self, user_id: i64, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE deliveries SET next_attempt_at = ?2, hold_reason = NULL, updated_at = ?2
+              WHERE status = 'pending' AND hold_reason IS NOT NULL
+                AND notification_id IN (SELECT id FROM notifications WHERE user_id = ?1)",
+            params![user_id, ts(now)],
         )?)
     }
 

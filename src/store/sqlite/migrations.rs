@@ -16,6 +16,8 @@ const STEPS: &[&str] = &[
     include_str!("migrations/002_tick_problems.sql"),
     include_str!("migrations/003_instant_guards.sql"),
     include_str!("migrations/004_busy_index.sql"),
+    include_str!("migrations/005_reserved.sql"),
+    include_str!("migrations/006_people.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -72,18 +74,37 @@ pub(super) fn refuse_newer(version: i64, path: &Path) -> anyhow::Result<()> {
 
 /// Bring an older file forward under the write lock, so two processes that start on an
 /// old file at once migrate it once; all pending steps commit together.
+///
+/// Foreign keys are off while the steps run (SQLite ignores the pragma inside a
+/// transaction, so it is set around it): a step that rebuilds a table to change a CHECK
+/// constraint drops the old table, which with foreign keys on would delete or null the rows
+/// that refer to it. `foreign_key_check` then proves the steps left every reference whole
+/// before anything is committed.
 pub(super) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let result = migrate_steps(conn, path);
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    result
+}
+
+fn migrate_steps(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| super::busy_hint(e, path))?;
     let steps = || -> anyhow::Result<()> {
         let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         refuse_newer(current, path)?;
+        // An app writing without foreign keys may have left some already: only new ones
+        // are the steps' doing.
+        let dangling_before = dangling(conn)?;
         for (i, sql) in STEPS.iter().enumerate() {
             let version = i as i64 + 1;
             if current < version {
                 conn.execute_batch(sql)
                     .with_context(|| format!("applying schema step {version}"))?;
             }
+        }
+        if dangling(conn)? > dangling_before {
+            anyhow::bail!("the schema steps left references that point nowhere; nothing was changed");
         }
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(())
@@ -98,6 +119,17 @@ pub(super) fn migrate(conn: &Connection, path: &Path) -> anyhow::Result<()> {
             Err(e)
         }
     }
+}
+
+/// References that point nowhere (`PRAGMA foreign_key_check`), counted.
+fn dangling(conn: &Connection) -> anyhow::Result<usize> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0;
+    while rows.next()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -170,6 +202,54 @@ mod tests {
         let once = shape(&conn);
         migrate(&conn, Path::new(":memory:")).unwrap();
         assert_eq!(shape(&conn), once);
+    }
+
+    /// Step 6 rebuilds notifications and deliveries (SQLite cannot change a CHECK): the
+    /// rows, their ids and the references between them survive, and the cascades still work.
+    #[test]
+    fn step_6_keeps_every_notice_and_delivery() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        for step in &STEPS[..4] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 4").unwrap();
+        let t = "2030-03-10T09:00:00Z";
+        conn.execute_batch(&format!(
+            "INSERT INTO users (id, email, name, created_at) VALUES (7, 'ana@example.org', 'Ana', '{t}');
+             INSERT INTO events (id, title, starts_at, ends_at, armed_at, created_at, updated_at)
+                  VALUES (3, 'Mentoring', '{t}', '2030-03-10T10:00:00Z', '{t}', '{t}', '{t}');
+             INSERT INTO participants (event_id, user_id, added_at) VALUES (3, 7, '{t}');
+             INSERT INTO notifications (id, user_id, kind, event_id, event_sequence, title, body, created_at, read_at)
+                  VALUES (40, 7, 'assigned', 3, 0, 'New', 'Body', '{t}', '{t}');
+             INSERT INTO deliveries (id, notification_id, channel, status, attempts, next_attempt_at, last_error,
+                                     created_at, updated_at)
+                  VALUES (90, 40, 'email', 'failed', 2, '{t}', 'SMTP 451', '{t}', '{t}');"
+        ))
+        .unwrap();
+        migrate(&conn, Path::new(":memory:")).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let row: (i64, String, String, Option<String>) = conn
+            .query_row(
+                "SELECT d.id, d.status, n.title, n.read_at FROM deliveries d
+                   JOIN notifications n ON n.id = d.notification_id WHERE n.user_id = 7",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (90, "failed".into(), "New".into(), Some(t.into())));
+        let foreign_keys: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(foreign_keys, 1, "back on after the steps");
+        conn.execute_batch("DELETE FROM users WHERE id = 7").unwrap();
+        let left: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM notifications) + (SELECT count(*) FROM deliveries)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "the cascades reach the rebuilt tables");
     }
 
     #[test]

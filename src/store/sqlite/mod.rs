@@ -8,6 +8,7 @@
 //!
 //! Instants are stored as RFC 3339 UTC text with second precision, which sorts as time.
 
+mod agenda;
 mod deliveries;
 mod events;
 mod maintenance;

@@ -51,8 +51,9 @@ impl NoticeOps for SqliteStore {
             .conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO notifications
-                    (user_id, kind, event_id, offset_minutes, event_start, event_sequence, previous_start, title, body, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    (user_id, kind, event_id, offset_minutes, event_start, event_sequence, previous_start, title, body, created_at,
+                     agenda_date)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 n.user_id,
@@ -64,7 +65,8 @@ impl NoticeOps for SqliteStore {
                 n.previous_start.map(ts),
                 n.title,
                 n.body,
-                ts(now)
+                ts(now),
+                n.agenda_date.map(|d| d.to_string())
             ])?;
         if inserted == 0 {
             return Ok(None);

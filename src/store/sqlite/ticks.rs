@@ -7,7 +7,7 @@ use super::{broken, ts, Cols, SqliteStore};
 use crate::store::{BrokenRow, TickEnd, TickOps, TickRecord, TickSummary};
 
 const COLUMNS: &str =
-    "id, started_at, finished_at, ok, created, skipped, sent, failed, dead, dropped, error, elapsed_ms, problems";
+    "id, started_at, finished_at, ok, created, skipped, sent, failed, dead, dropped, error, elapsed_ms, problems, held";
 
 fn decode(r: &Row) -> Result<TickRecord, BrokenRow> {
     let c = Cols::new(r, "ticks", 0);
@@ -23,6 +23,7 @@ fn decode(r: &Row) -> Result<TickRecord, BrokenRow> {
             failed: c.i64(7)?,
             dead: c.i64(8)?,
             dropped: c.i64(9)?,
+            held: c.i64(13)?,
         },
         error: c.opt_text(10)?,
         elapsed_ms: c.opt_i64(11)?,
@@ -58,7 +59,7 @@ impl TickOps for SqliteStore {
         let problems = (!end.problems.is_empty()).then(|| serde_json::json!(end.problems).to_string());
         self.conn.execute(
             "UPDATE ticks SET finished_at = ?2, ok = ?3, created = ?4, skipped = ?5, sent = ?6, failed = ?7,
-                    dead = ?8, dropped = ?9, error = ?10, elapsed_ms = ?11, problems = ?12 WHERE id = ?1",
+                    dead = ?8, dropped = ?9, error = ?10, elapsed_ms = ?11, problems = ?12, held = ?13 WHERE id = ?1",
             params![
                 id,
                 ts(end.now),
@@ -71,7 +72,8 @@ impl TickOps for SqliteStore {
                 s.dropped,
                 end.error,
                 end.elapsed_ms,
-                problems
+                problems,
+                s.held
             ],
         )?;
         Ok(())

@@ -6,9 +6,10 @@ use rusqlite::{params, Row};
 use super::{broken, ts, Cols, SqliteStore};
 use crate::error::user_error;
 use crate::model::User;
-use crate::store::{BrokenRow, Each, NewUser, UserChanges, UserOps};
+use crate::store::{BrokenRow, Each, NewUser, Preference, UserChanges, UserOps};
 
-const COLUMNS: &str = "id, email, name, timezone, locale, email_enabled, created_at";
+const COLUMNS: &str =
+    "id, email, name, timezone, locale, email_enabled, created_at, phone, ntfy_topic, quiet_hours";
 
 fn decode(r: &Row) -> Result<User, BrokenRow> {
     let c = Cols::new(r, "users", 0);
@@ -20,6 +21,9 @@ fn decode(r: &Row) -> Result<User, BrokenRow> {
         locale: c.opt_text(4)?,
         email_enabled: c.bool(5)?,
         created_at: c.ts(6)?,
+        phone: c.opt_text(7)?,
+        ntfy_topic: c.opt_text(8)?,
+        quiet_hours: c.opt_text(9)?,
     })
 }
 
@@ -49,8 +53,8 @@ impl UserOps for SqliteStore {
     fn insert_user(&mut self, u: &NewUser, now: DateTime<Utc>) -> anyhow::Result<i64> {
         self.conn
             .prepare_cached(
-                "INSERT INTO users (email, name, timezone, locale, email_enabled, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO users (email, name, timezone, locale, email_enabled, created_at, phone, ntfy_topic, quiet_hours)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 u.email,
@@ -58,7 +62,10 @@ impl UserOps for SqliteStore {
                 u.timezone,
                 u.locale,
                 u.email_enabled,
-                ts(now)
+                ts(now),
+                u.phone,
+                u.ntfy_topic,
+                u.quiet_hours
             ])
             .map_err(|e| duplicate_email(e, &u.email))?;
         Ok(self.conn.last_insert_rowid())
@@ -100,7 +107,10 @@ impl UserOps for SqliteStore {
                 "UPDATE users SET email = coalesce(?2, email), name = coalesce(?3, name),
                     timezone = CASE WHEN ?4 THEN ?5 ELSE timezone END,
                     locale = CASE WHEN ?6 THEN ?7 ELSE locale END,
-                    email_enabled = coalesce(?8, email_enabled)
+                    email_enabled = coalesce(?8, email_enabled),
+                    phone = CASE WHEN ?9 THEN ?10 ELSE phone END,
+                    ntfy_topic = CASE WHEN ?11 THEN ?12 ELSE ntfy_topic END,
+                    quiet_hours = CASE WHEN ?13 THEN ?14 ELSE quiet_hours END
                  WHERE id = ?1",
                 params![
                     id,
@@ -111,6 +121,12 @@ impl UserOps for SqliteStore {
                     c.locale.is_some(),
                     c.locale.clone().flatten(),
                     c.email_enabled,
+                    c.phone.is_some(),
+                    c.phone.clone().flatten(),
+                    c.ntfy_topic.is_some(),
+                    c.ntfy_topic.clone().flatten(),
+                    c.quiet_hours.is_some(),
+                    c.quiet_hours.clone().flatten(),
                 ],
             )
             .map_err(|e| duplicate_email(e, email.as_deref().unwrap_or("")))?;
@@ -120,5 +136,51 @@ impl UserOps for SqliteStore {
     fn delete_user(&mut self, id: i64) -> anyhow::Result<()> {
         self.conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
         Ok(())
+    }
+
+    fn preferences(&mut self, user_id: i64) -> anyhow::Result<Vec<Preference>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, channel, enabled FROM preferences WHERE user_id = ?1 ORDER BY kind, channel",
+        )?;
+        let mut rows = stmt.query([user_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let c = Cols::named(r, "preferences", format!("of user {user_id}"));
+            out.push(
+                (|| -> Result<Preference, BrokenRow> {
+                    Ok(Preference {
+                        kind: c.text(0)?,
+                        channel: c.text(1)?,
+                        enabled: c.bool(2)?,
+                    })
+                })()
+                .map_err(broken)?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn put_preference(
+        &mut self,
+        user_id: i64,
+        kind: &str,
+        channel: &str,
+        enabled: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO preferences (user_id, kind, channel, enabled, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (user_id, kind, channel) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at",
+            )?
+            .execute(params![user_id, kind, channel, enabled, ts(now)])?;
+        Ok(())
+    }
+
+    fn clear_preferences(&mut self, user_id: i64, channel: &str) -> anyhow::Result<usize> {
+        Ok(self.conn.execute(
+            "DELETE FROM preferences WHERE user_id = ?1 AND channel = ?2",
+            params![user_id, channel],
+        )?)
     }
 }
