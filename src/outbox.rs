@@ -224,7 +224,9 @@ struct Pool {
     jobs: SyncSender<Job>,
 }
 
-/// How many jobs wait per worker: enough to keep it busy while this thread commits.
+/// How many jobs wait per worker: enough to keep it busy while this thread commits. It
+/// also bounds what a crash can repeat: a worker may have sent this many messages plus the
+/// one in hand before this thread commits their outcomes (the README says three).
 const QUEUE_PER_WORKER: usize = 2;
 
 /// How long past its claim's end a tick stops using it (at most a quarter of the claim).

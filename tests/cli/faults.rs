@@ -136,8 +136,9 @@ fn ticks_killed_at_random_moments_lose_nothing() {
     assert!(kills >= 2, "the test killed ticks mid-batch ({kills})");
     drain(&mut env, 200);
     let dups = all_arrived_once(&server, total);
-    // Only a kill between the server's acceptance and the commit can duplicate.
-    assert!(dups <= kills, "{dups} duplicates for {kills} kills");
+    // Only a kill between the server's acceptance and the commit can duplicate: at most the
+    // three messages one connection may have sent ahead of the recording thread.
+    assert!(dups <= 3 * kills, "{dups} duplicates for {kills} kills");
     eprintln!("killed {kills} ticks; {dups} duplicate emails (a kill between acceptance and commit)");
 }
 
