@@ -271,6 +271,47 @@ impl Series {
         self.raw_from(original_start).next() == Some(original_start)
     }
 
+    /// The occurrence (exceptions applied) that takes place at `start`, if one does: the
+    /// re-check of a reminder or a decision against a series that may have changed since.
+    pub fn occurrence_at(&self, start: DateTime<Utc>, exceptions: &[Exception]) -> Option<Occurrence> {
+        self.occurrences_from(start, exceptions)
+            .take_while(|o| o.start <= start)
+            .find(|o| o.start == start)
+    }
+
+    /// The occurrence the rule gives at `original_start`, as it is now: `None` when the rule
+    /// gives none there or it was cancelled; moved when it was moved.
+    pub fn occurrence_of(&self, original_start: DateTime<Utc>, exceptions: &[Exception]) -> Option<Occurrence> {
+        if !self.contains(original_start) {
+            return None;
+        }
+        let cancelled = exceptions
+            .iter()
+            .any(|e| matches!(e, Exception::Cancelled { original_start: o } if *o == original_start));
+        if cancelled {
+            return None;
+        }
+        let moved = exceptions.iter().rev().find_map(|e| match *e {
+            Exception::Moved {
+                original_start: o,
+                start,
+                end,
+            } if o == original_start && end > start => Some(Occurrence {
+                start,
+                end,
+                original_start,
+                moved: true,
+            }),
+            _ => None,
+        });
+        Some(moved.unwrap_or(Occurrence {
+            start: original_start,
+            end: original_start + self.duration,
+            original_start,
+            moved: false,
+        }))
+    }
+
     /// When the rule's last occurrence ends, for a bounded rule; `None` when open-ended.
     /// Exceptions are not applied: a moved occurrence may end later, a cancelled last one
     /// does not move the bound.

@@ -161,22 +161,33 @@ impl EmailSender {
                 } else {
                     ics::Method::Request
                 };
-                let calendar = ics::build(
-                    &ics::IcsInput {
-                        uid: &format!("event-{}@{}", event.id, self.domain),
-                        sequence: event.sequence,
-                        title: &event.title,
-                        description: &text,
-                        starts_at: event.starts_at,
-                        ends_at: event.ends_at,
-                        video_url: event.video_url.as_deref(),
-                        organizer_email: self.from.email.as_ref(),
-                        attendee_email: &item.recipient.email,
-                        attendee_name: &item.recipient.name,
-                        stamp: item.now,
-                    },
-                    method,
-                );
+                let input = ics::IcsInput {
+                    uid: &format!("event-{}@{}", event.id, self.domain),
+                    sequence: event.sequence,
+                    title: &event.title,
+                    description: &text,
+                    starts_at: event.starts_at,
+                    ends_at: event.ends_at,
+                    video_url: event.video_url.as_deref(),
+                    organizer_email: self.from.email.as_ref(),
+                    attendee_email: &item.recipient.email,
+                    attendee_name: &item.recipient.name,
+                    stamp: item.now,
+                };
+                // A series goes as its rule (calendars keep a weekly 09:30 at 09:30), with
+                // its exceptions; a change to one occurrence as that occurrence only.
+                let calendar = match &event.series {
+                    Some(s) => ics::build_series(
+                        &input,
+                        &ics::SeriesIcs {
+                            series: &s.series,
+                            exceptions: &s.exceptions,
+                            scope: event.occurrence.map_or(ics::Scope::Series, ics::Scope::Occurrence),
+                        },
+                        method,
+                    ),
+                    None => ics::build(&input, method),
+                };
                 let content_type = ContentType::parse(&format!(
                     "text/calendar; charset=utf-8; method={}",
                     method.as_str()

@@ -7,15 +7,19 @@
 //! rows), `notices` (what each recipient gets, on which channels), `inbox`, `tick` (decide
 //! and apply reminders, deliver the outbox, heartbeat), `delivery` (re-check and render a
 //! claimed delivery, the channels' senders), `health` (`status` and `config check`),
-//! `plan`, `import` (files into booking), `maintenance` (prune, re-queue).
+//! `plan`, `import` (files into booking), `maintenance` (prune, re-queue), `occurrences`
+//! (the reminder candidates of recurring series), `explain` (every decision about one event
+//! and recipient).
 
 pub mod booking;
 pub mod delivery;
+pub mod explain;
 pub mod health;
 pub mod import;
 pub mod inbox;
 pub mod maintenance;
 pub mod notices;
+pub mod occurrences;
 pub mod plan;
 pub mod report;
 pub mod tick;

@@ -21,6 +21,7 @@ use crate::error::user_error;
 const STEPS: &[(i64, &str)] = &[
     (3, include_str!("migrations/003_initial.sql")),
     (4, include_str!("migrations/004_busy_index.sql")),
+    (5, include_str!("migrations/005_rules.sql")),
 ];
 
 /// The schema version this binary writes.
@@ -139,7 +140,7 @@ mod tests {
     #[test]
     fn steps_are_append_only_in_version_order() {
         assert!(STEPS.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(SCHEMA_VERSION, 4);
+        assert_eq!(SCHEMA_VERSION, 5);
     }
 
     /// Without a server at hand, a cheap cross-check (the end-to-end suite compares the

@@ -16,6 +16,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/002_tick_problems.sql"),
     include_str!("migrations/003_instant_guards.sql"),
     include_str!("migrations/004_busy_index.sql"),
+    include_str!("migrations/005_rules.sql"),
 ];
 
 /// The schema version this binary writes.
