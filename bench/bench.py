@@ -8,10 +8,15 @@ table with the median of several runs of:
     (smtp-sink from Debian's postfix package: it accepts and discards mail faster than
     notifyctl sends it, so the figure is notifyctl's);
   - `list --limit 20` and `unread-count` for a user with 100,000 notifications;
-  - `event add` with the double-booking check for a participant with 10,000 events.
+  - `event add` with the double-booking check for a participant with 10,000 events;
+  - `import` of 100,000 and 1,000,000 events, a tick after a long history, the listings;
+  - 1, 2, 4 and 8 tick processes started together on one set of due reminders (SQLite and
+    PostgreSQL), counting what was sent twice or never;
+  - the idle tick on PostgreSQL (Debian's postgresql, a throwaway cluster in a temp dir).
 
 Usage: python3 bench/bench.py [--sizes 10000,100000,1000000] [--runs 5] [--quick]
-                              [--only idle,inbox,event-add,busy]
+                              [--only idle,inbox,event-add,busy,import,history,listings,many,pg]
+                              [--write-readme]
 Needs: cargo (builds target/release/notifyctl), python3; installs Debian's postfix (for
 smtp-sink) and time (GNU time, for peak RSS) with apt-get when missing (root). Figures
 are process wall times as a user sees them (process start, opening the database, the
@@ -417,19 +422,147 @@ def sink_ceiling(port, message, seconds=3.0):
     return results
 
 
+# ---------------------------------------------------------------------------------------
+# PostgreSQL: a throwaway cluster, the same data, the same measurements.
+
+class Pg:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (Debian's package), like the tests'."""
+
+    def __init__(self, tmp):
+        bins = sorted(d for d in os.listdir("/usr/lib/postgresql") if os.path.isdir(f"/usr/lib/postgresql/{d}/bin"))
+        self.bin = f"/usr/lib/postgresql/{bins[-1]}/bin"
+        # Not under `tmp`: that is private to us, and the server runs as the postgres user.
+        self.dir = tempfile.mkdtemp(prefix="nfy-bench-pg-")
+        self.port = free_port()
+        as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+        self.as_pg = as_pg
+        self._run(as_pg + [f"{self.bin}/initdb", "-D", f"{self.dir}/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off -c synchronous_commit=off -c max_connections=100 -c shared_buffers=256MB"
+        self._run(as_pg + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-l", f"{self.dir}/log", "-w", "-o", opts, "start"])
+        self.n = 0
+
+    @staticmethod
+    def _run(args):
+        proc = subprocess.run(args, capture_output=True)
+        if proc.returncode != 0:
+            sys.exit(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.decode()}{proc.stdout.decode()}")
+
+    def url(self, db):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{db}?sslmode=disable"
+
+    def psql(self, db, sql=None, stdin=None):
+        args = ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db]
+        if sql:
+            args += ["-c", sql]
+        subprocess.run(args, input=stdin, check=True, capture_output=True)
+
+    def new_db(self):
+        self.n += 1
+        name = f"bench{self.n}"
+        self.psql("postgres", f"CREATE DATABASE {name}")
+        return name
+
+    def stop(self):
+        subprocess.run(self.as_pg + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pg_copy(pg, db, table, columns, rows):
+    data = "".join("\t".join(str(c) for c in r) + "\n" for r in rows).encode()
+    pg.psql(db, stdin=f"\\copy notifyctl.{table} ({', '.join(columns)}) FROM STDIN\n".encode() + data + b"\\.\n")
+
+
+def pg_make_db(pg, events, users=2000, spread=True):
+    """The data of make_db (or due_db with spread=False), on a new PostgreSQL database."""
+    db = pg.new_db()
+    url = pg.url(db)
+    run(["init"], base_env(url))
+    created = iso(T0 - 86400 * 10)
+    pg_copy(pg, db, "users", ["email", "name", "timezone", "locale", "created_at"],
+            ((f"user{i}@example.org", f"User {i}", "Europe/Paris", "fr", created) for i in range(users)))
+    if spread:
+        step = 60 * 86400 / max(events, 1)
+        ev = ((f"Session {i}", iso(T0 + int(i * step)), iso(T0 + int(i * step) + 1800), "Europe/Paris", created, created, created) for i in range(events))
+    else:
+        ev = ((f"Session {i}", "2030-03-20T12:30:00Z", "2030-03-20T13:30:00Z", "Europe/Paris", created, created, created) for i in range(events))
+    pg_copy(pg, db, "events", ["title", "starts_at", "ends_at", "timezone", "armed_at", "created_at", "updated_at"], ev)
+    pg_copy(pg, db, "participants", ["event_id", "user_id", "added_at", "allow_overlap"],
+            ((i + 1, ((2 * i) % users + 1 + k) if spread else (2 * i + 1 + k), created, "true" if not spread else "false") for i in range(events) for k in (0, 1)))
+    pg.psql(db, "ANALYZE")
+    return url
+
+
+def bench_pg_idle(pg, sizes, runs, rows):
+    config = write_config(pg.dir, '[email]\ntransport = "none"\n')
+    for n in sizes:
+        t = time.perf_counter()
+        url = pg_make_db(pg, n)
+        build = time.perf_counter() - t
+        env = base_env(url, config)
+        run(["check-reminders"], env)
+        wall, rss, _ = median_run(["check-reminders"], env, runs)
+        rows.append((f"PostgreSQL: idle tick, {n:,} events", f"{wall * 1000:.1f} ms", f"{rss:.1f} MiB", f"db built in {build:.0f}s"))
+
+
+def concurrent_ticks(env_for, n_procs, due):
+    """Start n tick processes together; (wall, total sent) once all have finished."""
+    t = time.perf_counter()
+    procs = [subprocess.Popen([BIN, "--json", "check-reminders"], env=env_for(i), stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(n_procs)]
+    sent = 0
+    for p in procs:
+        out, err = p.communicate()
+        if p.returncode != 0:
+            sys.exit(f"a tick failed ({p.returncode}): {err.decode()}")
+        sent += json.loads(out)["sent"]
+    return time.perf_counter() - t, sent
+
+
+def bench_many_ticks(tmp, pg, rows):
+    """10,000 due reminders, decided and sent by 1, 2, 4 and 8 tick processes started
+    together (as on as many hosts), to smtp-sink: emails/s, and sent-twice / never-sent."""
+    sink, port = start_smtp_sink()
+    due = 10_000
+    try:
+        for backend in (["sqlite", "postgres"] if pg else ["sqlite"]):
+            for n in (1, 2, 4, 8):
+                config = write_config(tmp, f'[tick]\nmax_runtime = "10m"\n[email]\ntransport = "smtp"\n[email.smtp]\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\n')
+                if backend == "sqlite":
+                    location = os.path.join(tmp, f"many-{n}.db")
+                    due_db(location, due // 2)
+                else:
+                    location = pg_make_db(pg, due // 2, users=due, spread=False)
+                wall, sent = concurrent_ticks(lambda i: base_env(location, config), n, due)
+                check = json.loads(run(["--json", "deliveries", "--status", "sent", "--limit", "100000"], base_env(location, config))[2])
+                lost = due - len(check)
+                twice = sent - len(check)
+                rows.append((f"{'PostgreSQL' if backend == 'postgres' else 'SQLite'}: busy tick, {due:,} reminders, {n} tick process{'es' if n > 1 else ''} at once",
+                             f"{wall:.2f} s", "-", f"{due / wall:,.0f} emails/s; sent twice {twice}, lost {lost}"))
+                if backend == "sqlite":
+                    os.remove(location)
+    finally:
+        sink.terminate()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="sizes 10000 only, 3 runs")
     ap.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="replace the table between the bench markers in README.md with this run's figures",
+    )
+    ap.add_argument(
         "--only",
-        default="idle,inbox,event-add,busy,import,history,listings",
-        help="comma-separated subset of: idle, inbox, event-add, busy, import, history, listings",
+        default="idle,inbox,event-add,busy,import,history,listings,many,pg",
+        help="comma-separated subset of: idle, inbox, event-add, busy, import, history, listings, many (concurrent ticks), pg (the PostgreSQL column; needs Debian's postgresql)",
     )
     args = ap.parse_args()
     only = {o.strip() for o in args.only.split(",") if o.strip()}
-    unknown = only - {"idle", "inbox", "event-add", "busy", "import", "history", "listings"}
+    unknown = only - {"idle", "inbox", "event-add", "busy", "import", "history", "listings", "many", "pg"}
     if unknown:
         sys.exit(f"--only: unknown benchmark(s): {', '.join(sorted(unknown))}")
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
@@ -451,6 +584,17 @@ def main():
             bench_long_history(tmp, runs, rows)
         if "listings" in only:
             bench_listings(tmp, rows)
+        pg = None
+        if "pg" in only and os.path.isdir("/usr/lib/postgresql"):
+            pg = Pg(tmp)
+        try:
+            if pg:
+                bench_pg_idle(pg, sizes, runs, rows)
+            if "many" in only:
+                bench_many_ticks(tmp, pg, rows)
+        finally:
+            if pg:
+                pg.stop()
         if "inbox" in only:
             bench_inbox(tmp, runs, rows)
         if "event-add" in only:
@@ -466,11 +610,34 @@ def main():
             cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"\nnotifyctl benchmarks — median of {runs} runs — {os.cpu_count()} cores, {cpu}\n")
-    print("| what | wall time | peak RSS | notes |")
-    print("|---|---|---|---|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    heading = f"notifyctl benchmarks — median of {runs} runs — {os.cpu_count()} cores, {cpu}"
+    table = ["| what | wall time | peak RSS | notes |", "|---|---|---|---|"]
+    table += ["| " + " | ".join(r) + " |" for r in rows]
+    print(f"\n{heading}\n")
+    print("\n".join(table))
+    if args.write_readme:
+        write_readme(heading, table)
+
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def write_readme(heading, table):
+    """Replace what lies between the bench markers in README.md (the markers stay)."""
+    path = os.path.join(ROOT, "README.md")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        sys.exit(f"README.md: expected one {BEGIN} line before one {END} line; put them around the table")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    stamp = time.strftime("%Y-%m-%d")
+    body = f"{BEGIN}\n_{heading}, {stamp}, `python3 bench/bench.py --write-readme`_\n\n" + "\n".join(table) + f"\n{END}"
+    tmp = path + ".bench-tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(head + body + tail)
+    os.replace(tmp, path)
+    print(f"README.md: table replaced ({len(table) - 2} rows)", file=sys.stderr)
 
 
 if __name__ == "__main__":

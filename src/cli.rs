@@ -36,6 +36,16 @@ pub struct GlobalOpts {
     /// More logging (-v info, -vv debug); NOTIFYCTL_LOG also sets the level
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log lines as text, or as JSON objects for a log shipper (logs go to stderr)
+    #[arg(
+        long,
+        global = true,
+        env = "NOTIFYCTL_LOG_FORMAT",
+        value_name = "FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: crate::logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,7 +2,8 @@
 //!
 //! Unknown keys are refused (a typo in a cron box's config should fail loudly, not be
 //! ignored), durations and zones are checked at load time, and secrets are never stored
-//! here: the file names the environment variables that hold them.
+//! here: the file names the environment variables, or the files, that hold them
+//! (`secrets.rs` reads them).
 
 use std::path::{Path, PathBuf};
 
@@ -60,6 +61,7 @@ pub struct Config {
     pub video: VideoConfig,
     pub webhook: WebhookConfig,
     pub templates: TemplatesConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,7 +123,8 @@ pub struct TickConfig {
     /// How long past `max_runtime` the answer to a message already sent is awaited (a
     /// message abandoned unanswered is retried and may then arrive twice).
     pub answer_grace: Dur,
-    /// Pinged (GET) after each successful tick, healthchecks-style; empty: none.
+    /// healthchecks.io-style pings: `URL/start` when a tick starts, `URL` when it succeeds,
+    /// `URL/fail` when it fails (`heartbeat.rs`); empty: none.
     pub heartbeat_url: String,
     pub heartbeat_timeout: Dur,
 }
@@ -207,6 +210,8 @@ pub struct SmtpConfig {
     pub username: String,
     /// The name of the environment variable holding the password, never the password.
     pub password_env: String,
+    /// A file holding the password (wins over `password_env`); empty: none.
+    pub password_file: String,
     pub timeout: Dur,
     /// EHLO name; empty: this machine's host name.
     pub hello_name: String,
@@ -223,6 +228,7 @@ impl Default for SmtpConfig {
             tls: TlsMode::Starttls,
             username: String::new(),
             password_env: "NOTIFYCTL_SMTP_PASSWORD".into(),
+            password_file: String::new(),
             timeout: Dur::seconds(20),
             hello_name: String::new(),
             connections: 1,
@@ -245,6 +251,8 @@ pub struct VideoConfig {
     pub jitsi_base_url: String,
     pub whereby_api_url: String,
     pub whereby_api_key_env: String,
+    /// A file holding the API key (wins over `whereby_api_key_env`); empty: none.
+    pub whereby_api_key_file: String,
     pub whereby_timeout: Dur,
 }
 
@@ -255,6 +263,7 @@ impl Default for VideoConfig {
             jitsi_base_url: "https://meet.jit.si".into(),
             whereby_api_url: "https://api.whereby.dev/v1".into(),
             whereby_api_key_env: "NOTIFYCTL_WHEREBY_API_KEY".into(),
+            whereby_api_key_file: String::new(),
             whereby_timeout: Dur::seconds(5),
         }
     }
@@ -266,6 +275,8 @@ pub struct WebhookConfig {
     /// Empty: no webhook channel.
     pub url: String,
     pub secret_env: String,
+    /// A file holding the secret (wins over `secret_env`); empty: none.
+    pub secret_file: String,
     pub timeout: Dur,
 }
 
@@ -274,9 +285,18 @@ impl Default for WebhookConfig {
         WebhookConfig {
             url: String::new(),
             secret_env: "NOTIFYCTL_WEBHOOK_SECRET".into(),
+            secret_file: String::new(),
             timeout: Dur::seconds(5),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// node_exporter's textfile collector: the `.prom` file written after each tick
+    /// (`metrics.rs`); empty: none.
+    pub textfile: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -306,8 +326,17 @@ impl Config {
         if config.database.path.is_relative() {
             config.database.path = base.join(&config.database.path);
         }
-        if !config.templates.dir.is_empty() && Path::new(&config.templates.dir).is_relative() {
-            config.templates.dir = base.join(&config.templates.dir).display().to_string();
+        for path in [
+            &mut config.templates.dir,
+            &mut config.metrics.textfile,
+            &mut config.email.smtp.password_file,
+            &mut config.webhook.secret_file,
+            &mut config.video.whereby_api_key_file,
+        ] {
+            // `${CREDENTIALS_DIRECTORY}/...` is expanded when the secret is read.
+            if !path.is_empty() && !path.starts_with("${") && Path::new(path.as_str()).is_relative() {
+                *path = base.join(path.as_str()).display().to_string();
+            }
         }
         Ok(config)
     }
@@ -390,6 +419,25 @@ impl Config {
                     crate::input::printable(&self.webhook.url, 100)
                 )));
             }
+        }
+        if !self.tick.heartbeat_url.is_empty() {
+            let ok = url::Url::parse(&self.tick.heartbeat_url)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .unwrap_or(false);
+            if !ok {
+                return Err(user_error(format!(
+                    "invalid config: tick.heartbeat_url '{}' is not an http(s) URL",
+                    crate::input::printable(&self.tick.heartbeat_url, 100)
+                )));
+            }
+        }
+        // node_exporter's textfile collector reads `*.prom` files only: another name would
+        // be written every minute and never read.
+        if !self.metrics.textfile.is_empty() && !self.metrics.textfile.ends_with(".prom") {
+            return Err(user_error(format!(
+                "invalid config: metrics.textfile '{}' must end in .prom (node_exporter's textfile collector reads only those)",
+                crate::input::printable(&self.metrics.textfile, 100)
+            )));
         }
         if self.email.transport != Transport::None {
             crate::input::parse_mailbox(&self.email.from)

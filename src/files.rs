@@ -74,6 +74,16 @@ fn current_uid() -> u32 {
 
 /// Write `bytes` to `dir/name` atomically, private to the owner. Returns the path.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    write_atomic_mode(dir, name, bytes, false)
+}
+
+/// As [`write_atomic`], but readable by every user (0644): for files another program's
+/// user reads and that hold nothing private (node_exporter and the metrics file).
+pub fn write_atomic_readable(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    write_atomic_mode(dir, name, bytes, true)
+}
+
+fn write_atomic_mode(dir: &Path, name: &str, bytes: &[u8], readable: bool) -> std::io::Result<PathBuf> {
     let path = dir.join(name);
     // Random name, created exclusively, mode 0600; removed if anything below fails.
     let mut tmp = tempfile::Builder::new()
@@ -81,6 +91,14 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Pat
         .suffix(".tmp")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
+    #[cfg(unix)]
+    if readable {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    #[cfg(not(unix))]
+    let _ = readable;
     tmp.as_file().sync_data()?;
     tmp.persist(&path).map_err(|e| e.error)?;
     Ok(path)

@@ -1,12 +1,12 @@
 //! The `notifyctl` executable: parse, run, report. Everything else lives in the library.
-//! Nothing here may panic on a failed write: stderr goes through `output::stderr_line`.
+//! Nothing here may panic on a failed write: stderr goes through `output::stderr_line`
+//! (by way of `logging::report_failure`).
 
 use std::io::ErrorKind;
 use std::process::ExitCode;
 
 use clap::Parser;
-use notifyctl::error::{clap_exit_code, exit_code, OutputFailed};
-use notifyctl::output::stderr_line;
+use notifyctl::error::{clap_exit_code, classify, exit_code, OutputFailed};
 
 fn main() -> ExitCode {
     let cli = match notifyctl::cli::Cli::try_parse() {
@@ -29,9 +29,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// One line: the user-facing message, then its causes, so a cron mail says it all.
+/// One line: the user-facing message, then its causes, so a cron mail says it all (in the
+/// log format, with the journal's error priority under systemd: `logging.rs`).
 fn report(err: anyhow::Error) -> ExitCode {
     let causes: Vec<String> = err.chain().map(|c| c.to_string()).collect();
-    stderr_line(&format!("notifyctl: error: {}", causes.join(": ")));
+    notifyctl::logging::report_failure(&causes.join(": "), classify(&err));
     exit_code(&err)
 }

@@ -19,8 +19,11 @@
 //! render, build and send, each on its own connection (`[email.smtp] connections`, one
 //! for the other channels). The loop knows channels only through [`Sender`], and gets its
 //! senders and its renderer from its caller.
+//!
+//! Its log events carry the tick, delivery, user and event ids and the channel as fields
+//! of their own (`tracing`), so a JSON log line can be filtered by any of them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender as Tx, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,6 +44,8 @@ pub fn backoff(base: TimeDelta, max: TimeDelta, attempts: u32) -> TimeDelta {
 /// How the loop claims and retries.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The tick this run belongs to, for the logs.
+    pub tick_id: i64,
     /// This tick's claim key.
     pub owner: String,
     pub batch_size: u32,
@@ -107,6 +112,9 @@ pub struct Attention {
     pub unusable: Vec<String>,
     /// Deliveries that went dead, one line each (`delivery N to X: why`).
     pub dead: Vec<String>,
+    /// Outcomes by (channel, outcome): `sent`, `failed` (to be retried), `dead`, `dropped`,
+    /// the same counts as the summary's, split by channel (for the metrics file).
+    pub outcomes: BTreeMap<(String, &'static str), i64>,
 }
 
 /// Deliver due work until none is left or `deadline` passes. Counts go to `summary`.
@@ -170,10 +178,40 @@ enum Done {
 
 /// What this thread remembers about a message in flight.
 struct InFlight {
-    channel: String,
+    who: Who,
     attempts: u32,
     to: String,
 }
+
+/// Whose a delivery is, for the log fields and the per-channel counts.
+#[derive(Debug, Clone)]
+struct Who {
+    channel: String,
+    user_id: Option<i64>,
+    event_id: Option<i64>,
+}
+
+impl Who {
+    /// A delivery whose row could not be read (or a bug hid it).
+    fn unknown() -> Who {
+        Who {
+            channel: UNKNOWN_CHANNEL.to_string(),
+            user_id: None,
+            event_id: None,
+        }
+    }
+
+    fn of(d: &ClaimedDelivery) -> Who {
+        Who {
+            channel: d.channel.clone(),
+            user_id: Some(d.user_id),
+            event_id: d.event_id,
+        }
+    }
+}
+
+/// The channel label of a delivery whose row could not be read.
+const UNKNOWN_CHANNEL: &str = "unknown";
 
 /// The workers of one channel.
 struct Pool {
@@ -255,7 +293,10 @@ where
         let s = self.settings;
         loop {
             if let Some(why) = self.stop_reason() {
-                log::warn!("{why}: remaining deliveries wait for the next tick");
+                tracing::warn!(
+                    tick_id = s.tick_id,
+                    "{why}: remaining deliveries wait for the next tick"
+                );
                 return Ok(());
             }
             let now = self.clock.now();
@@ -290,7 +331,11 @@ where
                 if let Some(why) = self.stop_reason() {
                     let rest = &ids[i..];
                     store::write(&mut *self.store, |ops| ops.release_claims(&s.owner, rest))?;
-                    log::warn!("{why}: {} claimed deliveries given back", rest.len());
+                    tracing::warn!(
+                        tick_id = s.tick_id,
+                        "{why}: {} claimed deliveries given back",
+                        rest.len()
+                    );
                     return Ok(());
                 }
                 // One delivery's bad data must cost only that delivery, even through a bug
@@ -298,7 +343,8 @@ where
                 let outcome =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start_one(*id, summary)))
                         .unwrap_or_else(|panic| {
-                            self.record_dead(*id, "?", &panic_text(panic.as_ref()), summary)
+                            let error = panic_text(panic.as_ref());
+                            self.record_dead(*id, &Who::unknown(), "?", &error, summary)
                         });
                 if let Err(e) = outcome {
                     // Give back what this tick still holds before failing.
@@ -319,27 +365,36 @@ where
             Ok(d) => d,
             Err(e) => {
                 let error = format!("unreadable row: {e:#}");
-                return self.record_dead(id, "?", &error, summary);
+                return self.record_dead(id, &Who::unknown(), "?", &error, summary);
             }
         };
+        let who = Who::of(&d);
         if self.is_down(&d.channel) {
             return self.release(id);
         }
         let draft = match self.deliverer.prepare(self.store.ops(), &d, now)? {
             Prepared::Send(draft) => draft,
             Prepared::Drop { status, reason } => {
-                log::info!("delivery {id} {status}: {reason}");
+                tracing::info!(
+                    tick_id = self.settings.tick_id,
+                    delivery_id = id,
+                    user_id = d.user_id,
+                    event_id = d.event_id,
+                    channel = d.channel.as_str(),
+                    "delivery {id} {status}: {reason}"
+                );
                 summary.dropped += 1;
-                return self.record(id, &DeliveryOutcome::Dropped { status, reason });
+                return self.record(id, &who, &DeliveryOutcome::Dropped { status, reason });
             }
             Prepared::Dead(error) => {
-                return self.record_dead(id, &format!("user {}", d.user_id), &error, summary);
+                let to = format!("user {}", d.user_id);
+                return self.record_dead(id, &who, &to, &error, summary);
             }
         };
         self.in_flight.insert(
             id,
             InFlight {
-                channel: d.channel.clone(),
+                who,
                 attempts: u32::try_from(d.attempts).unwrap_or(u32::MAX).saturating_add(1),
                 to: draft.message.recipient.email.clone(),
             },
@@ -435,6 +490,8 @@ where
         let s = self.settings;
         let now = self.clock.now();
         let to = f.to.as_str();
+        let who = &f.who;
+        let channel = who.channel.as_str();
         let attempts = f.attempts;
         let outcome = match done {
             Done::Skipped(_) => return self.release(id),
@@ -442,33 +499,35 @@ where
                 // A channel that cannot even be set up (a missing secret, a bad setting) is
                 // a problem of the channel, not of this message: its deliveries wait,
                 // without spending an attempt, and the others go on.
-                self.channel_problem(
-                    &f.channel,
-                    format!("the {} channel cannot be used: {error}", f.channel),
-                );
+                self.channel_problem(channel, format!("the {channel} channel cannot be used: {error}"));
                 return self.release(id);
             }
-            Done::Unrenderable(_, error) => return self.record_dead(id, to, &error, summary),
-            Done::Panicked(_, error) => return self.record_dead(id, to, &error, summary),
+            Done::Unrenderable(_, error) => return self.record_dead(id, who, to, &error, summary),
+            Done::Panicked(_, error) => return self.record_dead(id, who, to, &error, summary),
             Done::Sent(_, sent) => {
                 summary.sent += 1;
-                log::info!("delivery {id} sent by {} to {to}: {}", f.channel, sent.response);
+                tracing::info!(
+                    tick_id = s.tick_id,
+                    delivery_id = id,
+                    user_id = who.user_id,
+                    event_id = who.event_id,
+                    channel,
+                    "delivery {id} sent by {channel} to {to}: {}",
+                    sent.response
+                );
                 DeliveryOutcome::Sent {
                     message_id: sent.message_id,
                     response: sent.response,
                 }
             }
             Done::Failed(_, SendError::Permanent(error)) => {
-                self.went_dead(id, to, &format!("refused for good: {error}"), summary);
+                self.went_dead(id, who, to, &format!("refused for good: {error}"), summary);
                 DeliveryOutcome::Dead { error }
             }
             Done::Failed(_, SendError::Misconfigured(error)) => {
                 // The server refused our settings (a wrong password): not this message's
                 // fault. Set the channel aside, keep the delivery without spending an attempt.
-                self.channel_problem(
-                    &f.channel,
-                    format!("the {} channel was refused: {error}", f.channel),
-                );
+                self.channel_problem(channel, format!("the {channel} channel was refused: {error}"));
                 return self.release(id);
             }
             Done::Failed(
@@ -478,39 +537,45 @@ where
                 | SendError::Throttled(error, _)
                 | SendError::Unconfirmed(error),
             ) if attempts >= s.max_attempts => {
-                self.went_dead(id, to, &format!("failed {attempts} times: {error}"), summary);
+                self.went_dead(id, who, to, &format!("failed {attempts} times: {error}"), summary);
                 DeliveryOutcome::Dead { error }
             }
-            Done::Failed(_, SendError::Temporary(error)) => self.retry(id, to, error, attempts, now, summary),
+            Done::Failed(_, SendError::Temporary(error)) => {
+                self.retry(id, who, to, error, attempts, now, summary)
+            }
             Done::Failed(_, SendError::Throttled(error, wait)) => {
                 // Honour the server's Retry-After (at most a day), never sooner than backoff.
                 let asked = TimeDelta::from_std(wait)
                     .unwrap_or(TimeDelta::days(1))
                     .min(TimeDelta::days(1));
-                let mut outcome = self.retry(id, to, error, attempts, now, summary);
+                let mut outcome = self.retry(id, who, to, error, attempts, now, summary);
                 if let DeliveryOutcome::Retry { next_attempt_at, .. } = &mut outcome {
                     *next_attempt_at = (*next_attempt_at).max(now + asked);
                 }
                 outcome
             }
             Done::Failed(_, SendError::Unavailable(error)) => {
-                self.set_down(&f.channel);
-                self.retry(id, to, error, attempts, now, summary)
+                self.set_down(channel);
+                self.retry(id, who, to, error, attempts, now, summary)
             }
             Done::Failed(_, SendError::Unconfirmed(error)) => {
-                self.set_down(&f.channel);
+                self.set_down(channel);
                 let error = format!(
                     "no answer after the message was sent, so it may have arrived; the retry may duplicate it: {error}"
                 );
-                self.retry(id, to, error, attempts, now, summary)
+                self.retry(id, who, to, error, attempts, now, summary)
             }
         };
-        self.record(id, &outcome)
+        self.record(id, &f.who, &outcome)
     }
 
     fn channel_problem(&mut self, channel: &str, problem: String) {
         if !self.is_down(channel) || !self.attention.unusable.contains(&problem) {
-            log::error!("{problem}; its deliveries wait for the next tick");
+            tracing::error!(
+                tick_id = self.settings.tick_id,
+                channel,
+                "{problem}; its deliveries wait for the next tick"
+            );
         }
         self.set_down(channel);
         if !self.attention.unusable.contains(&problem) {
@@ -523,13 +588,30 @@ where
         store::write(&mut *self.store, |ops| ops.release_claims(owner, &[id])).map(drop)
     }
 
-    fn record(&mut self, id: i64, outcome: &DeliveryOutcome) -> anyhow::Result<()> {
+    /// Record an outcome (and count it under its channel, `unknown` for an unreadable row).
+    fn record(&mut self, id: i64, who: &Who, outcome: &DeliveryOutcome) -> anyhow::Result<()> {
+        let label = match outcome {
+            DeliveryOutcome::Sent { .. } => "sent",
+            DeliveryOutcome::Retry { .. } => "failed",
+            DeliveryOutcome::Dead { .. } => "dead",
+            DeliveryOutcome::Dropped { .. } => "dropped",
+        };
+        *self
+            .attention
+            .outcomes
+            .entry((who.channel.clone(), label))
+            .or_default() += 1;
         let now = self.clock.now();
         let owner = &self.settings.owner;
         if !store::write(&mut *self.store, |ops| {
             ops.record_outcome(id, owner, outcome, now)
         })? {
-            log::warn!("delivery {id}: claim lost to another tick; its outcome was not recorded");
+            tracing::warn!(
+                tick_id = self.settings.tick_id,
+                delivery_id = id,
+                channel = who.channel.as_str(),
+                "delivery {id}: claim lost to another tick; its outcome was not recorded"
+            );
         }
         Ok(())
     }
@@ -537,13 +619,15 @@ where
     fn record_dead(
         &mut self,
         id: i64,
+        who: &Who,
         to: &str,
         error: &str,
         summary: &mut TickSummary,
     ) -> anyhow::Result<()> {
-        self.went_dead(id, to, error, summary);
+        self.went_dead(id, who, to, error, summary);
         self.record(
             id,
+            who,
             &DeliveryOutcome::Dead {
                 error: error.to_string(),
             },
@@ -552,16 +636,25 @@ where
 
     /// Count and describe a delivery that will not be retried by itself. Logged as a
     /// warning: the tick's own error line (exit 3) is the one a quiet cron run mails.
-    fn went_dead(&mut self, id: i64, to: &str, why: &str, summary: &mut TickSummary) {
+    fn went_dead(&mut self, id: i64, who: &Who, to: &str, why: &str, summary: &mut TickSummary) {
         summary.dead += 1;
         let line = format!("delivery {id} to {to}: {why}");
-        log::warn!("{line}; marked dead");
+        tracing::warn!(
+            tick_id = self.settings.tick_id,
+            delivery_id = id,
+            user_id = who.user_id,
+            event_id = who.event_id,
+            channel = who.channel.as_str(),
+            "{line}; marked dead"
+        );
         self.attention.dead.push(line);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn retry(
         &self,
         id: i64,
+        who: &Who,
         to: &str,
         error: String,
         attempts: u32,
@@ -571,7 +664,12 @@ where
         summary.failed += 1;
         let s = self.settings;
         let wait = backoff(s.backoff_base, s.backoff_max, attempts);
-        log::warn!(
+        tracing::warn!(
+            tick_id = s.tick_id,
+            delivery_id = id,
+            user_id = who.user_id,
+            event_id = who.event_id,
+            channel = who.channel.as_str(),
             "delivery {id} to {to} failed (attempt {attempts}), retry in {}: {error}",
             crate::input::format_duration(wait)
         );

@@ -71,7 +71,8 @@ impl Output {
     }
 
     pub fn json<T: Serialize + ?Sized>(&self, value: &T) {
-        let mut s = serde_json::to_string_pretty(value).expect("output types serialize");
+        let mut s = serde_json::to_string_pretty(value)
+            .unwrap_or_else(|e| format!("{{\"error\": \"output could not be encoded: {e}\"}}"));
         s.push('\n');
         self.write(&s);
     }
@@ -90,57 +91,121 @@ impl Output {
     pub fn raw(&self, text: &str) {
         self.write(text);
     }
+}
 
-    /// A table with a header row; columns sized to the display width of their content.
-    /// Every cell is made one printable line (see [`cell`]); callers shorten long ones.
-    pub fn table(&self, headers: &[&str], rows: &[Vec<String>]) {
-        if self.json {
-            return;
+/// A listing written as it is produced, so memory stays flat whatever its length: with
+/// `--json` an array, item by item (the same text as [`Output::json`] of the whole list);
+/// otherwise a table whose columns are sized from its first rows, later rows cut to fit.
+pub struct Listing<'a> {
+    out: &'a Output,
+    headers: Vec<String>,
+    /// The first rows, held until the columns are sized.
+    first: Vec<Vec<String>>,
+    widths: Option<Vec<usize>>,
+    items: usize,
+    buf: String,
+}
+
+/// Rows used to size a streamed table's columns.
+const SIZING_ROWS: usize = 200;
+/// Written to stdout in pieces of about this size.
+const CHUNK: usize = 64 * 1024;
+
+impl Output {
+    /// Start a listing with these table headers (unused with `--json`).
+    pub fn listing(&self, headers: &[&str]) -> Listing<'_> {
+        Listing {
+            out: self,
+            headers: headers.iter().map(|h| one_line(h)).collect(),
+            first: Vec::new(),
+            widths: None,
+            items: 0,
+            buf: String::new(),
         }
-        if rows.is_empty() {
-            self.line("(none)");
-            return;
-        }
-        self.write(&render_table(headers, rows));
     }
 }
 
-/// The text of a table: columns padded to their widest cell in terminal columns.
-fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let headers: Vec<String> = headers.iter().map(|h| one_line(h)).collect();
-    let rows: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| one_line(c)).collect())
-        .collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.width()).collect();
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(cell.width());
-            } else {
-                widths.push(cell.width());
+impl Listing<'_> {
+    /// One item: its JSON with `--json`, else its table cells.
+    pub fn item<T: Serialize>(&mut self, value: &T, cells: impl FnOnce() -> Vec<String>) {
+        if self.out.json {
+            let text =
+                serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("\"(unprintable: {e})\""));
+            self.buf.push_str(if self.items == 0 { "[\n" } else { ",\n" });
+            for (i, line) in text.lines().enumerate() {
+                if i > 0 {
+                    self.buf.push('\n');
+                }
+                self.buf.push_str("  ");
+                self.buf.push_str(line);
+            }
+        } else {
+            let row: Vec<String> = cells().iter().map(|c| one_line(c)).collect();
+            match &self.widths {
+                None => {
+                    self.first.push(row);
+                    if self.first.len() >= SIZING_ROWS {
+                        self.size_columns();
+                    }
+                }
+                Some(widths) => {
+                    let row: Vec<String> = row.iter().zip(widths).map(|(c, w)| cell(c, *w)).collect();
+                    self.buf.push_str(&format_row(widths, &row));
+                }
             }
         }
+        self.items += 1;
+        if self.buf.len() >= CHUNK {
+            self.out.write(&self.buf);
+            self.buf.clear();
+        }
     }
-    let fmt_row = |cells: &[String]| {
-        let mut line = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            line.push_str(cell);
-            if i + 1 < cells.len() {
-                let pad = widths[i].saturating_sub(cell.width()) + 2;
-                line.extend(std::iter::repeat_n(' ', pad));
+
+    /// Size the columns from the rows seen so far and write them with the header.
+    fn size_columns(&mut self) {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.width()).collect();
+        for row in &self.first {
+            for (i, c) in row.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(c.width());
+                } else {
+                    widths.push(c.width());
+                }
             }
         }
-        line.truncate(line.trim_end().len());
-        line
-    };
-    let mut text = fmt_row(&headers);
-    text.push('\n');
-    for row in &rows {
-        text.push_str(&fmt_row(row));
-        text.push('\n');
+        self.buf.push_str(&format_row(&widths, &self.headers));
+        for row in std::mem::take(&mut self.first) {
+            self.buf.push_str(&format_row(&widths, &row));
+        }
+        self.widths = Some(widths);
     }
-    text
+
+    /// End the listing: `[]` or `(none)` when it was empty.
+    pub fn finish(mut self) {
+        if self.out.json {
+            self.buf.push_str(if self.items == 0 { "[]\n" } else { "\n]\n" });
+        } else if self.items == 0 {
+            self.buf.push_str("(none)\n");
+        } else if self.widths.is_none() {
+            self.size_columns();
+        }
+        self.out.write(&self.buf);
+    }
+}
+
+/// One table line: cells padded to `widths`, the last one not padded.
+fn format_row(widths: &[usize], cells: &[String]) -> String {
+    let mut line = String::new();
+    for (i, c) in cells.iter().enumerate() {
+        line.push_str(c);
+        if i + 1 < cells.len() {
+            let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(c.width()) + 2;
+            line.extend(std::iter::repeat_n(' ', pad));
+        }
+    }
+    line.truncate(line.trim_end().len());
+    line.push('\n');
+    line
 }
 
 /// Shorten a cell for a table: one printable line, at most `max` terminal columns wide
@@ -230,7 +295,13 @@ mod tests {
             vec!["3".into(), "Zoe\u{301} 🎉".into(), "x".into()],
             vec!["4".into(), "Bob".into(), "x".into()],
         ];
-        let text = render_table(&["ID", "NAME", "LAST"], &rows);
+        let out = Output::new(false);
+        let mut listing = out.listing(&["ID", "NAME", "LAST"]);
+        for row in &rows {
+            listing.item(&(), || row.clone());
+        }
+        listing.size_columns();
+        let text = listing.buf.clone();
         let lines: Vec<&str> = text.lines().collect();
         let col = columns_of(lines[0], "LAST");
         for l in &lines[1..] {
@@ -256,5 +327,48 @@ mod tests {
             "a\u{FFFD}]0;t\u{FFFD}\u{FFFD}\u{FFFD}"
         );
         assert!(matches!(printable("plain"), Cow::Borrowed(_)));
+    }
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+
+    #[test]
+    fn a_streamed_json_array_is_the_same_text_as_the_whole_array() {
+        #[derive(Serialize)]
+        struct Item {
+            id: i64,
+            name: &'static str,
+            tags: Vec<&'static str>,
+        }
+        let items = vec![
+            Item {
+                id: 1,
+                name: "a",
+                tags: vec!["x", "y"],
+            },
+            Item {
+                id: 2,
+                name: "b",
+                tags: vec![],
+            },
+        ];
+        let out = Output::new(true);
+        let mut l = out.listing(&[]);
+        let mut streamed = String::new();
+        for i in &items {
+            l.item(i, Vec::new);
+        }
+        streamed.push_str(&l.buf);
+        l.buf.clear();
+        l.items = 2;
+        streamed.push_str("\n]\n");
+        assert_eq!(
+            streamed,
+            format!("{}\n", serde_json::to_string_pretty(&items).unwrap())
+        );
+        let empty: Vec<Item> = Vec::new();
+        assert_eq!(serde_json::to_string_pretty(&empty).unwrap(), "[]");
     }
 }

@@ -281,7 +281,11 @@ impl Series {
 
     /// The occurrence the rule gives at `original_start`, as it is now: `None` when the rule
     /// gives none there or it was cancelled; moved when it was moved.
-    pub fn occurrence_of(&self, original_start: DateTime<Utc>, exceptions: &[Exception]) -> Option<Occurrence> {
+    pub fn occurrence_of(
+        &self,
+        original_start: DateTime<Utc>,
+        exceptions: &[Exception],
+    ) -> Option<Occurrence> {
         if !self.contains(original_start) {
             return None;
         }

@@ -114,9 +114,15 @@ pub fn discard(config: &VideoConfig, links: &[Link]) {
     if ids.is_empty() {
         return;
     }
-    let Ok(key) = std::env::var(&config.whereby_api_key_env) else {
-        return;
+    let key = match crate::secrets::whereby_api_key(config).read() {
+        Ok(Some((key, _))) => key,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!("whereby: cannot delete meetings: {e:#}");
+            return;
+        }
     };
+    let key = key.expose();
     let agent = ureq::AgentBuilder::new()
         .timeout(config.whereby_timeout.std())
         .build();
@@ -131,7 +137,7 @@ pub fn discard(config: &VideoConfig, links: &[Link]) {
             .set("Authorization", &format!("Bearer {key}"))
             .call()
         {
-            log::warn!("whereby: could not delete meeting {}: {e}", printable(id, 40));
+            tracing::warn!("whereby: could not delete meeting {}: {e}", printable(id, 40));
         }
     }
 }
@@ -166,7 +172,7 @@ fn whereby_or_jitsi(config: &VideoConfig, slot: &Slot) -> anyhow::Result<Link> {
     match whereby_meeting(config, slot.starts_at, slot.ends_at) {
         Ok(link) => Ok(link),
         Err(e) => {
-            log::warn!(
+            tracing::warn!(
                 "whereby: could not create a meeting for '{}' ({e}); using a Jitsi room instead",
                 printable(slot.title, 60)
             );
@@ -183,8 +189,8 @@ fn whereby_meeting(
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
 ) -> anyhow::Result<Link> {
-    let key = std::env::var(&config.whereby_api_key_env)
-        .map_err(|_| anyhow::anyhow!("environment variable {} is not set", config.whereby_api_key_env))?;
+    let key = crate::secrets::whereby_api_key(config).require("[video] provider = \"whereby\" needs it")?;
+    let key = key.expose();
     let agent = ureq::AgentBuilder::new()
         .timeout(config.whereby_timeout.std())
         .build();

@@ -25,19 +25,17 @@ use crate::messages::{ics, Kind, Rendered};
 /// The deadline of the send (the tick's end, the claim's) comes first in practice.
 const FINAL_REPLY_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The SMTP client's settings from `[email.smtp]`, the password read from the variable
-/// `password_env` names.
+/// The SMTP client's settings from `[email.smtp]`, the password read from the file
+/// `password_file` or the variable `password_env` names (`secrets.rs`).
 pub fn smtp_settings(cfg: &SmtpConfig) -> anyhow::Result<SmtpSettings> {
     let credentials = if cfg.username.is_empty() {
         None
     } else {
-        let password = std::env::var(&cfg.password_env).map_err(|_| {
-            user_error(format!(
-                "environment variable {} is not set: it must hold the SMTP password for user '{}' ([email.smtp] password_env)",
-                cfg.password_env, cfg.username
-            ))
-        })?;
-        Some((cfg.username.clone(), password))
+        let password = crate::secrets::smtp_password(cfg).require(&format!(
+            "[email.smtp] username '{}' needs it",
+            crate::input::printable(&cfg.username, 100)
+        ))?;
+        Some((cfg.username.clone(), password.expose().to_string()))
     };
     Ok(SmtpSettings {
         host: cfg.host.trim().to_string(),
@@ -182,7 +180,9 @@ impl EmailSender {
                         &ics::SeriesIcs {
                             series: &s.series,
                             exceptions: &s.exceptions,
-                            scope: event.occurrence.map_or(ics::Scope::Series, ics::Scope::Occurrence),
+                            scope: event
+                                .occurrence
+                                .map_or(ics::Scope::Series, ics::Scope::Occurrence),
                         },
                         method,
                     ),
@@ -193,8 +193,15 @@ impl EmailSender {
                     method.as_str()
                 ))
                 .context("calendar content type")?;
+                // The invitation twice, as Google Calendar and Outlook send theirs: as the
+                // last alternative (`text/calendar; method=...`), which Gmail and Outlook show
+                // as an invitation with its answer buttons, and as an `invite.ics` attachment
+                // for the clients that only offer to open a file.
+                let invitation = SinglePart::builder()
+                    .header(content_type.clone())
+                    .body(calendar.clone());
                 MultiPart::mixed()
-                    .multipart(alternative)
+                    .multipart(alternative.singlepart(invitation))
                     .singlepart(Attachment::new("invite.ics".to_string()).body(calendar, content_type))
             }
         };

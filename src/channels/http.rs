@@ -71,7 +71,7 @@ pub fn send(agent: &ureq::Agent, req: &Request, deadline: Deadline) -> Result<An
                     )));
                 }
                 if status != 307 && status != 308 {
-                    log::warn!(
+                    tracing::warn!(
                         "{} {} redirects to {}: set that URL in the config",
                         req.what,
                         shown(&url),

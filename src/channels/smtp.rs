@@ -241,7 +241,7 @@ impl SmtpSession {
         match self.transaction(from, to, message, deadline, answer_by) {
             Ok(reply) => Ok(reply),
             Err(failure) if failure.stale && reused => {
-                log::debug!("{}; sending again on a new connection", failure.error.text());
+                tracing::debug!("{}; sending again on a new connection", failure.error.text());
                 self.conn = None;
                 self.conn = Some(self.open(deadline)?);
                 let result = self.transaction(from, to, message, deadline, answer_by);
@@ -362,7 +362,7 @@ impl SmtpSession {
         if self.settings.credentials.is_some() {
             self.auth(&mut conn, deadline)?;
         }
-        log::debug!(
+        tracing::debug!(
             "SMTP {}: connected ({}; pipelining {})",
             self.label,
             match (&conn.tls, self.settings.tls) {

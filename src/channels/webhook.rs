@@ -13,7 +13,6 @@ use sha2::Sha256;
 
 use super::{http, Deadline, Outgoing, SendError, Sender, Sent};
 use crate::config::WebhookConfig;
-use crate::error::user_error;
 use crate::input::rfc3339;
 
 pub struct WebhookSender {
@@ -34,18 +33,10 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 
 impl WebhookSender {
     pub fn new(cfg: &WebhookConfig) -> anyhow::Result<WebhookSender> {
-        let secret = std::env::var(&cfg.secret_env).map_err(|_| {
-            user_error(format!(
-                "environment variable {} is not set: the webhook channel signs every request and needs a secret ([webhook] secret_env)",
-                cfg.secret_env
-            ))
-        })?;
-        if secret.is_empty() {
-            return Err(user_error(format!(
-                "environment variable {} is empty",
-                cfg.secret_env
-            )));
-        }
+        let secret = crate::secrets::webhook_secret(cfg)
+            .require("the webhook channel signs every request")?
+            .expose()
+            .to_string();
         // Redirects are handled by `http::send`, which re-sends the body only when safe.
         let agent = ureq::AgentBuilder::new().redirects(0).build();
         Ok(WebhookSender {

@@ -1,14 +1,16 @@
 //! `config check` and `config show`.
 //!
 //! `check` runs the checks of `service::health::config_checks` (templates, database,
-//! email transport and login, webhook secret) without sending anything. `show` prints the
-//! effective settings; secrets never appear because the file holds only the names of the
-//! variables that carry them.
+//! email transport and login, each secret, webhook, metrics file) without sending
+//! anything. `show` prints the effective settings and where each secret comes from (a
+//! file, a variable, or nowhere); the secrets themselves never appear: the config holds
+//! only the names of the files and variables that carry them.
 
 use serde_json::json;
 
 use crate::cli::ConfigCmd;
 use crate::error::CheckFailed;
+use crate::secrets;
 use crate::service::health::config_checks;
 use crate::Ctx;
 
@@ -19,29 +21,25 @@ pub fn run(ctx: &Ctx, cmd: ConfigCmd) -> anyhow::Result<()> {
     }
 }
 
-fn env_status(name: &str) -> &'static str {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => "set",
-        _ => "not set",
-    }
-}
-
 fn show(ctx: &Ctx) -> anyhow::Result<()> {
     let c = &ctx.config;
-    let secrets = json!({
-        c.email.smtp.password_env.clone(): env_status(&c.email.smtp.password_env),
-        c.webhook.secret_env.clone(): env_status(&c.webhook.secret_env),
-        c.video.whereby_api_key_env.clone(): env_status(&c.video.whereby_api_key_env),
-    });
+    let secrets: Vec<(String, String)> = secrets::settings(c)
+        .iter()
+        .map(|s| {
+            let state = s.describe().unwrap_or_else(|e| format!("unusable: {e}"));
+            (s.key.to_string(), state)
+        })
+        .collect();
     if ctx.out.json {
+        let map: serde_json::Map<String, serde_json::Value> =
+            secrets.into_iter().map(|(k, v)| (k, json!(v))).collect();
         ctx.out
-            .json(&json!({"database": ctx.location.to_string(), "config": c, "secrets": secrets}));
+            .json(&json!({"database": ctx.location.to_string(), "config": c, "secrets": map}));
     } else {
         ctx.out
             .line(format!("# effective settings (database: {})", ctx.location));
-        for (k, v) in secrets.as_object().into_iter().flatten() {
-            ctx.out
-                .line(format!("# secret variable {k}: {}", v.as_str().unwrap_or("")));
+        for (key, state) in &secrets {
+            ctx.out.line(format!("# secret {key}: {state}"));
         }
         ctx.out.raw(&toml::to_string(c)?);
     }

@@ -24,54 +24,44 @@ pub fn run(ctx: &Ctx, args: DeliveriesArgs) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            let mut list = Vec::new();
+            // Streamed: memory stays flat whatever the outbox holds.
+            let mut listing = ctx.out.listing(&[
+                "ID",
+                "STATUS",
+                "CHANNEL",
+                "TO",
+                "KIND",
+                "TRIES",
+                "WHEN (UTC)",
+                "LAST ANSWER",
+            ]);
             ctx.service()?
                 .deliveries(args.status.as_deref(), args.limit, &mut |d| {
                     match d {
-                        Ok(d) => list.push(d),
+                        Ok(d) => listing.item(&d, || {
+                            vec![
+                                d.id.to_string(),
+                                d.status.clone(),
+                                d.channel.clone(),
+                                d.recipient.clone(),
+                                d.kind.clone(),
+                                d.attempts.to_string(),
+                                match d.status.as_str() {
+                                    "sent" => d.sent_at.map(rfc3339).unwrap_or_default(),
+                                    "pending" | "failed" => rfc3339(d.next_attempt_at),
+                                    _ => "-".into(),
+                                },
+                                crate::output::cell(
+                                    d.last_error.as_deref().or(d.response.as_deref()).unwrap_or(""),
+                                    60,
+                                ),
+                            ]
+                        }),
                         Err(b) => super::report_broken(&b),
                     }
                     Ok(())
                 })?;
-            if ctx.out.json {
-                ctx.out.json(&list);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|d| {
-                    vec![
-                        d.id.to_string(),
-                        d.status.clone(),
-                        d.channel.clone(),
-                        d.recipient.clone(),
-                        d.kind.clone(),
-                        d.attempts.to_string(),
-                        match d.status.as_str() {
-                            "sent" => d.sent_at.map(rfc3339).unwrap_or_default(),
-                            "pending" | "failed" => rfc3339(d.next_attempt_at),
-                            _ => "-".into(),
-                        },
-                        crate::output::cell(
-                            d.last_error.as_deref().or(d.response.as_deref()).unwrap_or(""),
-                            60,
-                        ),
-                    ]
-                })
-                .collect();
-            ctx.out.table(
-                &[
-                    "ID",
-                    "STATUS",
-                    "CHANNEL",
-                    "TO",
-                    "KIND",
-                    "TRIES",
-                    "WHEN (UTC)",
-                    "LAST ANSWER",
-                ],
-                &rows,
-            );
+            listing.finish();
             Ok(())
         }
     }

@@ -118,13 +118,21 @@ fn environment(cmd: &clap::Command) -> Vec<(String, String)> {
         .collect();
     vars.push((
         crate::logging::LOG_ENV.to_string(),
-        "Log filter in env_logger syntax (e.g. info, notifyctl=debug); overrides -q and -v. Logs go to stderr."
+        "Log filter, a list of target=level as for env_logger (e.g. info, notifyctl=debug, warn,notifyctl::outbox=trace); overrides -q and -v. Logs go to stderr."
             .to_string(),
+    ));
+    vars.push((
+        crate::logging::JOURNAL_ENV.to_string(),
+        "Set by systemd when stderr goes to the journal: each log line then starts with its syslog priority (<3> error, <4> warning, <6> info, <7> debug), so journalctl -p err finds the errors.".to_string(),
+    ));
+    vars.push((
+        "CREDENTIALS_DIRECTORY".to_string(),
+        "Set by systemd for a unit with LoadCredential=; a *_file setting may name ${CREDENTIALS_DIRECTORY}/NAME (any ${VAR} is replaced in those paths).".to_string(),
     ));
     let defaults = Config::default();
     vars.push((
         defaults.email.smtp.password_env,
-        "The SMTP password, when [email.smtp] username is set. The config names the variable (password_env); this is the default name.".into(),
+        "The SMTP password, when [email.smtp] username is set and password_file is not. The config names the variable (password_env); this is the default name.".into(),
     ));
     vars.push((
         defaults.webhook.secret_env,

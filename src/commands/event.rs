@@ -166,54 +166,49 @@ fn list(
         to: to.map(|t| parse_time(&t, zone)).transpose()?,
         include_cancelled: all,
     };
-    let mut events = Vec::new();
-    service.list_events(&filter, &mut |e| {
-        match e {
-            Ok(e) => events.push(e),
+    // Streamed: memory stays flat whatever the window.
+    let mut listing = ctx.out.listing(&[
+        "ID",
+        "START (UTC)",
+        "END (UTC)",
+        "STATUS",
+        "REPEAT",
+        "TITLE",
+        "PARTICIPANTS",
+    ]);
+    service.list_events(&filter, &mut |listed| {
+        match listed {
+            Ok(listed) => listing.item(&listed, || {
+                let e = &listed.event;
+                let repeat = match &listed.occurrence {
+                    Some(o) if o.moved => {
+                        format!("series (moved from {})", rfc3339(o.original_start))
+                    }
+                    Some(_) => "series".to_string(),
+                    None => "-".to_string(),
+                };
+                vec![
+                    e.id.to_string(),
+                    rfc3339(e.starts_at),
+                    rfc3339(e.ends_at),
+                    e.status.as_str().to_string(),
+                    repeat,
+                    crate::output::cell(&e.title, 40),
+                    crate::output::cell(
+                        &e.participants
+                            .iter()
+                            .map(|p| p.email.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        80,
+                    ),
+                ]
+            }),
             Err(b) => super::report_broken(&b),
         }
         Ok(())
     })?;
-    if ctx.out.json {
-        ctx.out.json(&events);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = events
-        .iter()
-        .map(|listed| {
-            let e = &listed.event;
-            let repeat = match &listed.occurrence {
-                Some(o) if o.moved => format!("series (moved from {})", rfc3339(o.original_start)),
-                Some(_) => "series".to_string(),
-                None => "-".to_string(),
-            };
-            vec![
-                e.id.to_string(),
-                rfc3339(e.starts_at),
-                rfc3339(e.ends_at),
-                e.status.as_str().to_string(),
-                repeat,
-                crate::output::cell(&e.title, 40),
-                e.participants
-                    .iter()
-                    .map(|p| p.email.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ]
-        })
-        .collect();
-    ctx.out.table(
-        &[
-            "ID",
-            "START (UTC)",
-            "END (UTC)",
-            "STATUS",
-            "REPEAT",
-            "TITLE",
-            "PARTICIPANTS",
-        ],
-        &rows,
-    );
+    listing.finish();
     Ok(())
 }
 

@@ -27,36 +27,28 @@ pub fn list(
         kind,
         limit,
     };
-    let mut items = Vec::new();
+    // Streamed: memory stays flat whatever the inbox holds.
+    let mut listing = ctx.out.listing(&["ID", "NEW", "KIND", "CREATED (UTC)", "TITLE"]);
     ctx.service()?.inbox(user, &filter, &mut |n| {
         match n {
-            Ok(n) => items.push(n),
+            Ok(n) => listing.item(&n, || {
+                vec![
+                    n.id.to_string(),
+                    if n.read_at.is_some() {
+                        " ".into()
+                    } else {
+                        "*".into()
+                    },
+                    n.kind.clone(),
+                    rfc3339(n.created_at),
+                    crate::output::cell(&n.title, 60),
+                ]
+            }),
             Err(b) => super::report_broken(&b),
         }
         Ok(())
     })?;
-    if ctx.out.json {
-        ctx.out.json(&items);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|n| {
-            vec![
-                n.id.to_string(),
-                if n.read_at.is_some() {
-                    " ".into()
-                } else {
-                    "*".into()
-                },
-                n.kind.clone(),
-                rfc3339(n.created_at),
-                crate::output::cell(&n.title, 60),
-            ]
-        })
-        .collect();
-    ctx.out
-        .table(&["ID", "NEW", "KIND", "CREATED (UTC)", "TITLE"], &rows);
+    listing.finish();
     Ok(())
 }
 

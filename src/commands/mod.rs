@@ -69,5 +69,5 @@ pub(crate) fn created(ctx: &Ctx, value: serde_json::Value, human: impl AsRef<str
 
 /// Report a row that could not be read (the rest of the listing goes on).
 pub(crate) fn report_broken(b: &crate::service::BrokenRow) {
-    log::error!("skipping a broken row: {b}");
+    tracing::error!("skipping a broken row: {b}");
 }

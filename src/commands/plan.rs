@@ -1,4 +1,5 @@
 //! `plan [--next DUR]`: the reminders the coming ticks will send or skip, and when.
+//! Streamed in time order: memory stays flat whatever the horizon.
 
 use crate::input::{parse_duration, rfc3339};
 use crate::Ctx;
@@ -7,18 +8,21 @@ pub fn run(ctx: &Ctx, next: &str) -> anyhow::Result<()> {
     let horizon = parse_duration(next)?;
     let mut service = ctx.service()?;
     let now = service.now();
-    let mut planned = Vec::new();
+    ctx.out.line(format!(
+        "reminders from {} to {}:",
+        rfc3339(now),
+        rfc3339(now + horizon)
+    ));
+    let mut listing = ctx.out.listing(&[
+        "WHEN (UTC)",
+        "ACTION",
+        "OFFSET",
+        "EVENT",
+        "EVENT START (RECIPIENT'S ZONE)",
+        "TO",
+    ]);
     service.plan(horizon, &mut |p| {
-        planned.push(p);
-        Ok(())
-    })?;
-    if ctx.out.json {
-        ctx.out.json(&planned);
-        return Ok(());
-    }
-    let table: Vec<Vec<String>> = planned
-        .iter()
-        .map(|p| {
+        listing.item(&p, || {
             let action = match p.reason {
                 Some(reason) => format!("skip ({reason})"),
                 None => "send".into(),
@@ -31,23 +35,9 @@ pub fn run(ctx: &Ctx, next: &str) -> anyhow::Result<()> {
                 p.local_start.clone(),
                 p.user_email.clone(),
             ]
-        })
-        .collect();
-    ctx.out.line(format!(
-        "reminders from {} to {}:",
-        rfc3339(now),
-        rfc3339(now + horizon)
-    ));
-    ctx.out.table(
-        &[
-            "WHEN (UTC)",
-            "ACTION",
-            "OFFSET",
-            "EVENT",
-            "EVENT START (RECIPIENT'S ZONE)",
-            "TO",
-        ],
-        &table,
-    );
+        });
+        Ok(())
+    })?;
+    listing.finish();
     Ok(())
 }

@@ -11,19 +11,17 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<()> {
     match cmd {
         UserCmd::Add(f) => add(ctx, f),
         UserCmd::List => {
-            let mut users = Vec::new();
+            let mut listing = ctx
+                .out
+                .listing(&["ID", "EMAIL", "NAME", "ZONE", "LOCALE", "EMAIL"]);
             ctx.service()?.list_users(&mut |u| {
                 match u {
-                    Ok(u) => users.push(u),
+                    Ok(u) => listing.item(&u, || user_row(&u)),
                     Err(b) => super::report_broken(&b),
                 }
                 Ok(())
             })?;
-            if ctx.out.json {
-                ctx.out.json(&users);
-            } else {
-                print_table(ctx, &users);
-            }
+            listing.finish();
             Ok(())
         }
         UserCmd::Show { user } => {
@@ -98,24 +96,17 @@ fn show(ctx: &Ctx, u: &User) {
     ));
 }
 
-fn print_table(ctx: &Ctx, users: &[User]) {
-    let rows: Vec<Vec<String>> = users
-        .iter()
-        .map(|u| {
-            vec![
-                u.id.to_string(),
-                u.email.clone(),
-                crate::output::cell(&u.name, 30),
-                u.timezone.clone().unwrap_or_else(|| "-".into()),
-                u.locale.clone().unwrap_or_else(|| "-".into()),
-                if u.email_enabled {
-                    "on".into()
-                } else {
-                    "off".into()
-                },
-            ]
-        })
-        .collect();
-    ctx.out
-        .table(&["ID", "EMAIL", "NAME", "ZONE", "LOCALE", "EMAIL"], &rows);
+fn user_row(u: &User) -> Vec<String> {
+    vec![
+        u.id.to_string(),
+        u.email.clone(),
+        crate::output::cell(&u.name, 30),
+        u.timezone.clone().unwrap_or_else(|| "-".into()),
+        u.locale.clone().unwrap_or_else(|| "-".into()),
+        if u.email_enabled {
+            "on".into()
+        } else {
+            "off".into()
+        },
+    ]
 }

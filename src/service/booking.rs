@@ -156,7 +156,11 @@ pub fn series_check_window(series: &Series, now: DateTime<Utc>) -> (DateTime<Utc
 /// or `default` (the config's apply), `Some([])` for `none`, else whole minutes, largest
 /// first.
 pub fn parse_remind(values: &[String]) -> anyhow::Result<Option<Vec<i64>>> {
-    let values: Vec<&str> = values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()).collect();
+    let values: Vec<&str> = values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .collect();
     if values.is_empty() {
         return Ok(None);
     }
@@ -477,7 +481,9 @@ pub(super) fn resolve(
     let video = video::parse_request(&d.video).map_err(|e| FieldError::new("video", e))?;
     let remind_offsets = parse_remind(&d.remind).map_err(|e| FieldError::new("remind", e))?;
     let series = match d.repeat.as_deref().filter(|r| !r.trim().is_empty()) {
-        Some(rule) => Some(series_for(rule, starts_at, ends_at, tz).map_err(|e| FieldError::new("repeat", e))?),
+        Some(rule) => {
+            Some(series_for(rule, starts_at, ends_at, tz).map_err(|e| FieldError::new("repeat", e))?)
+        }
         None => None,
     };
     Ok(ResolvedEvent {
@@ -653,7 +659,9 @@ impl Service {
                 .unwrap_or_else(|| self.config.default_tz()),
         };
         let title = u.title.as_deref().map(check_title).transpose()?;
-        let remind = (!u.remind.is_empty()).then(|| parse_remind(&u.remind)).transpose()?;
+        let remind = (!u.remind.is_empty())
+            .then(|| parse_remind(&u.remind))
+            .transpose()?;
         let starts_at = u.start.as_deref().map(|s| parse_time(s, tz)).transpose()?;
         let start = starts_at.unwrap_or(current.starts_at);
         let ends_at = if u.end.is_some() || u.duration.is_some() {
@@ -680,11 +688,15 @@ impl Service {
         let retimed = starts_at.is_some() || ends_at.is_some() || u.repeat.is_some();
         let series = match rule.filter(|_| retimed) {
             Some(rule) => {
-                let zone = current.timezone.as_deref().and_then(|z| z.parse::<Tz>().ok()).ok_or_else(|| {
-                    user_error(format!(
+                let zone = current
+                    .timezone
+                    .as_deref()
+                    .and_then(|z| z.parse::<Tz>().ok())
+                    .ok_or_else(|| {
+                        user_error(format!(
                         "event {id} has no usable time zone, which a series needs: book it again with --tz"
                     ))
-                })?;
+                    })?;
                 Some(series_for(rule, start, end, zone)?)
             }
             None => None,
@@ -787,7 +799,12 @@ impl Service {
     /// `event update EVENT --occurrence TIME --start ...`: one occurrence of a series takes
     /// place at another time. Its participants get `rescheduled` (about that occurrence);
     /// its reminders are re-armed for the new time, the others are untouched.
-    fn move_occurrence(&mut self, current: &Event, occurrence: &str, u: &EventUpdate) -> anyhow::Result<Booked> {
+    fn move_occurrence(
+        &mut self,
+        current: &Event,
+        occurrence: &str,
+        u: &EventUpdate,
+    ) -> anyhow::Result<Booked> {
         if u.title.is_some() || u.video.is_some() || !u.remind.is_empty() || u.repeat.is_some() {
             return Err(user_error(
                 "--occurrence moves one occurrence: give only --start and/or --end / --duration (change the title, link, reminders or rule of the whole series without --occurrence)",
@@ -812,7 +829,12 @@ impl Service {
             let series = stored_series(&before)?.ok_or_else(|| not_a_series(before.id))?;
             let exceptions = before.rule_exceptions();
             let occ = find_occurrence(&before, &series, &exceptions, wanted)?;
-            let start = u.start.as_deref().map(|s| parse_time(s, tz)).transpose()?.unwrap_or(occ.start);
+            let start = u
+                .start
+                .as_deref()
+                .map(|s| parse_time(s, tz))
+                .transpose()?
+                .unwrap_or(occ.start);
             let end = if u.end.is_some() || u.duration.is_some() {
                 resolve_end(start, u.end.as_deref(), u.duration.as_deref(), tz)?
             } else {
@@ -853,8 +875,17 @@ impl Service {
                 });
                 let mut cache = UserCache::new();
                 for p in &before.participants {
-                    let Some(user) = ops.user(p.user_id)? else { continue };
-                    refuse_overlap(ops, &user, Slot::Single { start, end }, Some(before.id), now, &mut cache)?;
+                    let Some(user) = ops.user(p.user_id)? else {
+                        continue;
+                    };
+                    refuse_overlap(
+                        ops,
+                        &user,
+                        Slot::Single { start, end },
+                        Some(before.id),
+                        now,
+                        &mut cache,
+                    )?;
                     if let Some(o) = series.overlaps(start, end, &others) {
                         return Err(Overlap {
                             user_email: user.email.clone(),
@@ -916,7 +947,11 @@ impl Service {
     /// place. Its participants get `cancelled` (about that occurrence); no reminder goes out
     /// for it; the rest of the series is untouched. TIME is the occurrence's start as the
     /// rule gives it (or as it was moved to), read in the event's zone.
-    pub fn cancel_occurrence(&mut self, id: i64, occurrence: &str) -> anyhow::Result<(Event, Occurrence, usize)> {
+    pub fn cancel_occurrence(
+        &mut self,
+        id: i64,
+        occurrence: &str,
+    ) -> anyhow::Result<(Event, Occurrence, usize)> {
         let current = existing(self.store.ops(), id)?;
         let series = stored_series(&current)?.ok_or_else(|| not_a_series(id))?;
         let wanted = parse_time(occurrence, series.timezone())?;
@@ -991,9 +1026,9 @@ impl Service {
             std::collections::BinaryHeap::new();
         let mut listed: Vec<Option<Listed>> = Vec::new();
         let emit_before = |limit: Option<DateTime<Utc>>,
-                               waiting: &mut std::collections::BinaryHeap<_>,
-                               listed: &mut Vec<Option<Listed>>,
-                               each: &mut dyn FnMut(Result<Listed, store::BrokenRow>) -> anyhow::Result<()>|
+                           waiting: &mut std::collections::BinaryHeap<_>,
+                           listed: &mut Vec<Option<Listed>>,
+                           each: &mut dyn FnMut(Result<Listed, store::BrokenRow>) -> anyhow::Result<()>|
          -> anyhow::Result<()> {
             while let Some(std::cmp::Reverse((start, _, i))) = waiting.peek().copied() {
                 if limit.is_some_and(|l| start >= l) {

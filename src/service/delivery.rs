@@ -50,7 +50,9 @@ pub fn stale(
     let exceptions = event.rule_exceptions();
     // What happened to the occurrence a notice is about, if it no longer takes place.
     let occurrence_gone = |original: DateTime<Utc>| match &series {
-        Some(s) if s.occurrence_of(original, &exceptions).is_none() => drop("superseded", "the occurrence was cancelled"),
+        Some(s) if s.occurrence_of(original, &exceptions).is_none() => {
+            drop("superseded", "the occurrence was cancelled")
+        }
         _ => drop("superseded", "the occurrence was moved"),
     };
     if d.kind == "reminder" {
@@ -83,11 +85,7 @@ pub fn stale(
 /// The times a message about `event` shows: a notice about one occurrence shows that
 /// occurrence (at the start the notice was about); a series' other notices its next
 /// occurrence; a single event its own times.
-fn message_times(
-    d: &ClaimedDelivery,
-    event: &Event,
-    now: DateTime<Utc>,
-) -> (DateTime<Utc>, DateTime<Utc>) {
+fn message_times(d: &ClaimedDelivery, event: &Event, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     match (d.occurrence_start, d.notice_event_start, event.series()) {
         (Some(original), Some(start), Ok(Some(series))) => {
             let length = series

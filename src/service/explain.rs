@@ -210,7 +210,12 @@ impl Service {
 
     /// The reminders the coming ticks will decide for `user`: the event's, or those of the
     /// series' next occurrences.
-    fn forecast_for(&mut self, event: &Event, user: &User, now: DateTime<Utc>) -> anyhow::Result<Vec<Upcoming>> {
+    fn forecast_for(
+        &mut self,
+        event: &Event,
+        user: &User,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<Upcoming>> {
         let default = self.config.offsets_minutes();
         let grace = self.config.reminders.grace.0;
         let occurrences = match event.series() {
@@ -229,7 +234,9 @@ impl Service {
         let (Some(first), Some(last)) = (occurrences.first(), occurrences.last()) else {
             return Ok(Vec::new());
         };
-        let people = self.store.occurrence_candidates(event.id, first.start, last.start)?;
+        let people = self
+            .store
+            .occurrence_candidates(event.id, first.start, last.start)?;
         let Some(&(_, added_at)) = people.participants.iter().find(|(id, _)| *id == user.id) else {
             return Ok(Vec::new());
         };
@@ -244,7 +251,11 @@ impl Service {
             for d in reminders::forecast(&c, &offsets, grace, now, o.start) {
                 let (action, reason, why) = match d.action {
                     Action::Send => ("send", None, "will be sent".to_string()),
-                    Action::Skip(r) => ("skip", Some(r.as_str()), format!("will be {}", why_skipped(r.as_str(), grace))),
+                    Action::Skip(r) => (
+                        "skip",
+                        Some(r.as_str()),
+                        format!("will be {}", why_skipped(r.as_str(), grace)),
+                    ),
                 };
                 out.push(Upcoming {
                     at: d.due_at,
@@ -274,15 +285,24 @@ pub fn render(x: &Explanation, max_attempts: u32) -> Vec<String> {
         e.status.as_str(),
         rfc3339(e.starts_at),
         rfc3339(e.ends_at),
-        e.timezone.as_deref().map(|z| format!(", zone {z}")).unwrap_or_default()
+        e.timezone
+            .as_deref()
+            .map(|z| format!(", zone {z}"))
+            .unwrap_or_default()
     ));
     if let Some(rule) = &e.repeat_rule {
-        out.push(format!("  a series: {rule} (the start above is its first occurrence)"));
+        out.push(format!(
+            "  a series: {rule} (the start above is its first occurrence)"
+        ));
     }
     out.push(format!(
         "  reminders: {}{}",
         offsets_text(&e.reminder_offsets),
-        if e.own_offsets { " (set on this event)" } else { " (the default, [reminders] offsets)" }
+        if e.own_offsets {
+            " (set on this event)"
+        } else {
+            " (the default, [reminders] offsets)"
+        }
     ));
     let u = &x.user;
     out.push(format!(
@@ -293,7 +313,11 @@ pub fn render(x: &Explanation, max_attempts: u32) -> Vec<String> {
             Some(role) => format!("a participant ({role})"),
             None => "not a participant (any more): no reminders".into(),
         },
-        if u.email_enabled { "on" } else { "off (in-app only)" }
+        if u.email_enabled {
+            "on"
+        } else {
+            "off (in-app only)"
+        }
     ));
 
     out.push(String::new());
@@ -305,7 +329,10 @@ pub fn render(x: &Explanation, max_attempts: u32) -> Vec<String> {
         let n_ = &n.notice;
         let mut about = String::new();
         if let Some(offset) = n_.offset_minutes {
-            about.push_str(&format!(" {} before", format_duration(TimeDelta::minutes(offset))));
+            about.push_str(&format!(
+                " {} before",
+                format_duration(TimeDelta::minutes(offset))
+            ));
         }
         if let Some(start) = n_.event_start {
             about.push_str(&format!(" the start at {}", rfc3339(start)));
@@ -401,7 +428,10 @@ fn delivery_outlook(d: &crate::model::Delivery, max_attempts: u32) -> String {
             .sent_at
             .map(|t| format!(" at {}", rfc3339(t)))
             .unwrap_or_default(),
-        "pending" => format!(", goes out with the first tick from {}", rfc3339(d.next_attempt_at)),
+        "pending" => format!(
+            ", goes out with the first tick from {}",
+            rfc3339(d.next_attempt_at)
+        ),
         "failed" => format!(
             " {} time(s), retried from {} (at most {max_attempts} attempts)",
             d.attempts,

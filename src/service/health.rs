@@ -182,6 +182,26 @@ pub fn config_checks(config: &Config, location: &Location) -> Vec<Check> {
         Transport::None => Ok("no email (in-app only)".into()),
     };
     results.push(check("email", email));
+    results.extend(secret_checks(config));
+    if !config.metrics.textfile.is_empty() {
+        let path = std::path::Path::new(&config.metrics.textfile);
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let usable = if dir.is_dir() {
+            crate::files::private_dir(dir).map_err(|e| format!("{e:#}"))
+        } else {
+            Err(format!(
+                "the directory {} does not exist (it should be node_exporter's --collector.textfile.directory)",
+                dir.display()
+            ))
+        };
+        results.push(check(
+            "metrics",
+            usable.map(|_| format!("written after each tick to {}", path.display())),
+        ));
+    }
     if !config.webhook.url.is_empty() {
         results.push(check(
             "webhook",
@@ -191,4 +211,34 @@ pub fn config_checks(config: &Config, location: &Location) -> Vec<Check> {
         ));
     }
     results
+}
+
+/// One line per secret setting: where it comes from (never its value), and a failure
+/// when a file is set but unusable, or when a secret the settings need is missing.
+fn secret_checks(config: &Config) -> Vec<Check> {
+    use crate::config::VideoProvider;
+    let needed_by = [
+        (config.email.transport == Transport::Smtp && !config.email.smtp.username.is_empty())
+            .then_some("[email.smtp] username is set"),
+        (!config.webhook.url.is_empty()).then_some("[webhook] url is set"),
+        (config.video.provider == VideoProvider::Whereby)
+            .then_some("[video] provider = \"whereby\" (without it, events get Jitsi rooms)"),
+    ];
+    crate::secrets::settings(config)
+        .iter()
+        .zip(needed_by)
+        .map(|(setting, needed)| {
+            let name = format!("secret {}", setting.key);
+            let result = match (setting.read(), needed) {
+                (Err(e), _) => Err(format!("{e:#}")),
+                (Ok(None), Some(why)) => Err(format!(
+                    "not set, and needed: {why} ({}_file or {}_env)",
+                    setting.key, setting.key
+                )),
+                (Ok(None), None) => Ok("not set (not needed)".to_string()),
+                (Ok(Some(_)), _) => setting.describe(),
+            };
+            check(&name, result)
+        })
+        .collect()
 }

@@ -7,9 +7,10 @@
 //! rows), `notices` (what each recipient gets, on which channels), `inbox`, `tick` (decide
 //! and apply reminders, deliver the outbox, heartbeat), `delivery` (re-check and render a
 //! claimed delivery, the channels' senders), `health` (`status` and `config check`),
-//! `plan`, `import` (files into booking), `maintenance` (prune, re-queue), `occurrences`
-//! (the reminder candidates of recurring series), `explain` (every decision about one event
-//! and recipient).
+//! `plan`, `import` (files into booking), `maintenance` (prune, re-queue), `monitor` (what
+//! monitoring sees of a tick: heartbeat pings and the metrics file), `occurrences` (the
+//! reminder candidates of recurring series), `explain` (every decision about one event and
+//! recipient).
 
 pub mod booking;
 pub mod delivery;
@@ -18,6 +19,7 @@ pub mod health;
 pub mod import;
 pub mod inbox;
 pub mod maintenance;
+pub mod monitor;
 pub mod notices;
 pub mod occurrences;
 pub mod plan;
@@ -50,6 +52,8 @@ pub struct Service {
     templates: OnceCell<Templates>,
     /// Broken values met by the current command, reported once each.
     reporter: report::Reporter,
+    /// What the last tick did, for the metrics file (`monitor.rs`).
+    last_tick: Option<tick::TickFacts>,
 }
 
 impl Service {
@@ -75,6 +79,7 @@ impl Service {
             store,
             templates: OnceCell::new(),
             reporter: report::Reporter::default(),
+            last_tick: None,
         })
     }
 

@@ -228,10 +228,7 @@ impl<'a> Notifier<'a> {
             let Some(user) = ops.user(p.user_id)? else {
                 continue;
             };
-            if self
-                .event_notice_with(ops, event, &user, kind, detail)?
-                .is_some()
-            {
+            if self.event_notice_with(ops, event, &user, kind, detail)?.is_some() {
                 n += 1;
             }
         }

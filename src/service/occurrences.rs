@@ -79,12 +79,9 @@ pub fn series_page(
             reporter.broken(b);
         }
         for o in &occurrences {
-            candidates.extend(
-                people
-                    .participants
-                    .iter()
-                    .map(|(user_id, added_at)| occurrence_candidate(event, o, *user_id, *added_at, &people.decided)),
-            );
+            candidates.extend(people.participants.iter().map(|(user_id, added_at)| {
+                occurrence_candidate(event, o, *user_id, *added_at, &people.decided)
+            }));
         }
     }
     Ok((candidates, series.next))
@@ -105,7 +102,10 @@ pub fn occurrence_candidate(
         .filter(|x| x.original_start == o.original_start && x.status == ExceptionStatus::Moved)
         .map(|x| x.armed_at)
         .max();
-    let armed_at = event.armed_at.max(added_at).max(moved_at.unwrap_or(event.armed_at));
+    let armed_at = event
+        .armed_at
+        .max(added_at)
+        .max(moved_at.unwrap_or(event.armed_at));
     Candidate {
         event_id: event.id,
         user_id,

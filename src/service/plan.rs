@@ -75,7 +75,10 @@ impl Service {
         let until = now + horizon;
         let offsets = self.config.offsets_minutes();
         let config_max = offsets.iter().copied().max().unwrap_or(0);
-        let own_max = self.store.largest_own_offset(now - TimeDelta::seconds(1))?.unwrap_or(0);
+        let own_max = self
+            .store
+            .largest_own_offset(now - TimeDelta::seconds(1))?
+            .unwrap_or(0);
         let max_offset = TimeDelta::minutes(config_max.max(own_max));
         let grace = self.config.reminders.grace.0;
         let mut users: HashMap<i64, Option<User>> = HashMap::new();

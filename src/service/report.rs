@@ -17,14 +17,19 @@ impl Reporter {
     pub fn broken(&self, row: &BrokenRow) {
         let line = row.to_string();
         if self.first(&line) {
-            log::error!("skipping a broken row: {line}");
+            tracing::error!(
+                table = row.table,
+                row_id = row.id.as_str(),
+                column = row.column.as_str(),
+                "skipping a broken row: {line}"
+            );
         }
     }
 
     /// Report a value that was replaced by a default (an unknown zone, say).
     pub fn note(&self, line: String) {
         if self.first(&line) {
-            log::error!("{line}");
+            tracing::error!("{line}");
         }
     }
 

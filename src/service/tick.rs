@@ -1,9 +1,9 @@
 //! The cron tick: decide the due reminders (exactly once, by the database's unique keys),
-//! apply the decisions with a re-check inside the write, deliver the outbox, record the
-//! tick for `status`, and ping the heartbeat.
+//! apply the decisions with a re-check inside the write, deliver the outbox, and record the
+//! tick for `status` (and, as [`TickFacts`], for the metrics file: `monitor.rs`).
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -72,10 +72,27 @@ impl Report {
     }
 }
 
+/// What a finished tick did, also when it failed half way: the summary, split by reason
+/// and channel, for the metrics file.
+#[derive(Debug, Clone, Default)]
+pub struct TickFacts {
+    pub tick_id: i64,
+    pub summary: TickSummary,
+    /// Reminders recorded as skipped, by reason (`late`, `collapsed`, `armed_late`).
+    pub skipped_by_reason: BTreeMap<String, i64>,
+    /// Delivery outcomes by (channel, outcome): `sent`, `failed`, `dead`, `dropped`.
+    pub deliveries: BTreeMap<(String, &'static str), i64>,
+    pub elapsed_ms: i64,
+    /// False when the tick ended with an error.
+    pub completed: bool,
+}
+
 /// What a tick has done so far, kept even when it fails half way (for its record).
 #[derive(Debug, Default)]
 struct Progress {
     summary: TickSummary,
+    skipped_by_reason: BTreeMap<String, i64>,
+    deliveries: BTreeMap<(String, &'static str), i64>,
     problems: Vec<String>,
     dead: Vec<String>,
     /// The tick ran out of time before deciding everything: it is recorded as not good,
@@ -165,6 +182,7 @@ impl Service {
         window: CandidateWindow,
         deadline: Option<Instant>,
         summary: &mut TickSummary,
+        skipped_by_reason: &mut BTreeMap<String, i64>,
         mut collect: Option<&mut Vec<Decision>>,
     ) -> anyhow::Result<bool> {
         let now = self.now();
@@ -185,7 +203,7 @@ impl Service {
                 .collect();
             match collect.as_deref_mut() {
                 Some(all) => all.extend(decisions),
-                None if !decisions.is_empty() => self.apply(&decisions, summary)?,
+                None if !decisions.is_empty() => self.apply(&decisions, summary, skipped_by_reason)?,
                 None => {}
             }
             cursor = page.next;
@@ -211,7 +229,7 @@ impl Service {
                 .collect();
             match collect.as_deref_mut() {
                 Some(all) => all.extend(decisions),
-                None if !decisions.is_empty() => self.apply(&decisions, summary)?,
+                None if !decisions.is_empty() => self.apply(&decisions, summary, skipped_by_reason)?,
                 None => {}
             }
             cursor = next;
@@ -225,12 +243,18 @@ impl Service {
     }
 
     /// Record the decisions and create the reminder notices, in one transaction.
-    fn apply(&mut self, decisions: &[Decision], summary: &mut TickSummary) -> anyhow::Result<()> {
+    fn apply(
+        &mut self,
+        decisions: &[Decision],
+        summary: &mut TickSummary,
+        skipped_by_reason: &mut BTreeMap<String, i64>,
+    ) -> anyhow::Result<()> {
         let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
         let reporter = &self.reporter;
         let default_offsets = self.config.offsets_minutes();
         let (created, skipped) = store::write(&mut *self.store, |ops| {
-            let (mut created, mut skipped) = (0, 0);
+            // Counted inside: a transaction that is retried starts its counts again.
+            let (mut created, mut skipped) = (0, BTreeMap::<String, i64>::new());
             let mut events: HashMap<i64, Option<Event>> = HashMap::new();
             let mut users: HashMap<i64, Option<User>> = HashMap::new();
             for d in decisions {
@@ -274,8 +298,8 @@ impl Service {
                 if !ops.record_decision(&record, notifier.now)? {
                     continue;
                 }
-                if record.skipped_reason.is_some() {
-                    skipped += 1;
+                if let Some(reason) = record.skipped_reason {
+                    *skipped.entry(reason.to_string()).or_default() += 1;
                     continue;
                 }
                 let detail = NoticeDetail {
@@ -291,7 +315,10 @@ impl Service {
             Ok((created, skipped))
         })?;
         summary.created += created;
-        summary.skipped += skipped;
+        for (reason, n) in skipped {
+            summary.skipped += n;
+            *skipped_by_reason.entry(reason).or_default() += n;
+        }
         Ok(())
     }
 
@@ -307,14 +334,18 @@ impl Service {
         let previous_tick = self.store.last_good_tick()?.map(|t| t.started_at);
         let latest = self.store.last_tick()?;
         let tick_id = store::write(&mut *self.store, |ops| ops.start_tick(now))?;
+        // Every log line of the tick (JSON: its "span") names it.
+        let _span = tracing::error_span!("tick", tick_id).entered();
         let mut progress = Progress::default();
         if let Some(problem) = clock_behind(latest.as_ref(), now) {
-            log::error!("{problem}");
+            tracing::error!(tick_id, "{problem}");
             progress.problems.push(problem);
         }
         let result = self.tick_work(tick_id, previous_tick, deadline, options, &mut progress);
         let Progress {
             summary,
+            skipped_by_reason,
+            deliveries,
             mut problems,
             dead,
             incomplete,
@@ -337,13 +368,20 @@ impl Service {
             now: self.now(),
             elapsed_ms,
         };
+        self.last_tick = Some(TickFacts {
+            tick_id,
+            summary,
+            skipped_by_reason,
+            deliveries,
+            elapsed_ms,
+            completed: result.is_ok(),
+        });
         store::write(&mut *self.store, |ops| ops.finish_tick(tick_id, &end))?;
         let broken = result?;
         if let Some(i) = interrupted {
             return Err(i.into());
         }
         let counts = self.store.delivery_counts()?;
-        self.heartbeat();
         Ok(Report {
             tick_id: Some(tick_id),
             now,
@@ -368,7 +406,8 @@ impl Service {
     ) -> anyhow::Result<Vec<String>> {
         // What may be due now first, then the history since the last good tick.
         for window in self.windows(previous_tick) {
-            if !self.decide_window(window, Some(deadline), &mut progress.summary, None)? {
+            let (summary, skipped) = (&mut progress.summary, &mut progress.skipped_by_reason);
+            if !self.decide_window(window, Some(deadline), summary, skipped, None)? {
                 progress.incomplete = Some(format!(
                     "ran out of time (--max-runtime) deciding the reminders of events starting after {}: the next tick goes on from there",
                     rfc3339(window.after)
@@ -378,6 +417,7 @@ impl Service {
         }
         let summary = &mut progress.summary;
         let settings = outbox::Settings {
+            tick_id,
             owner: format!("tick-{tick_id}-{}", std::process::id()),
             batch_size: self.config.tick.batch_size,
             claim_timeout: self.config.tick.claim_timeout.0,
@@ -410,6 +450,7 @@ impl Service {
         )?;
         progress.problems.extend(attention.unusable);
         progress.dead.extend(attention.dead);
+        progress.deliveries = attention.outcomes;
         Ok(self.reporter.take())
     }
 
@@ -420,7 +461,13 @@ impl Service {
         let mut decisions = Vec::new();
         let mut summary = TickSummary::default();
         for window in self.windows(previous) {
-            self.decide_window(window, None, &mut summary, Some(&mut decisions))?;
+            self.decide_window(
+                window,
+                None,
+                &mut summary,
+                &mut BTreeMap::new(),
+                Some(&mut decisions),
+            )?;
         }
         for d in &decisions {
             match d.action {
@@ -443,19 +490,10 @@ impl Service {
         })
     }
 
-    /// Ping the heartbeat URL after a successful tick. Its timeout is short and its
-    /// failure only logged: monitoring must never hold the tick back.
-    fn heartbeat(&self) {
-        let url = &self.config.tick.heartbeat_url;
-        if url.is_empty() {
-            return;
-        }
-        let agent = ureq::AgentBuilder::new()
-            .timeout(self.config.tick.heartbeat_timeout.std())
-            .build();
-        if let Err(e) = agent.get(url).call() {
-            log::warn!("heartbeat {url} failed: {e}");
-        }
+    /// What the last tick of this service did (also one that failed half way), once it
+    /// was recorded; `None` before any tick, or when it failed before it began.
+    pub fn last_tick(&self) -> Option<&TickFacts> {
+        self.last_tick.as_ref()
     }
 }
 
@@ -512,7 +550,8 @@ mod tests {
         // Between the tick's unlocked read and its write, an admin changes the event.
         change(&mut admin);
         let mut summary = TickSummary::default();
-        tick.apply(&decisions, &mut summary).unwrap();
+        tick.apply(&decisions, &mut summary, &mut BTreeMap::new())
+            .unwrap();
         (dir, tick, summary)
     }
 
@@ -521,7 +560,8 @@ mod tests {
         let mut all = Vec::new();
         let mut summary = TickSummary::default();
         for w in s.windows(None) {
-            s.decide_window(w, None, &mut summary, Some(&mut all)).unwrap();
+            s.decide_window(w, None, &mut summary, &mut BTreeMap::new(), Some(&mut all))
+                .unwrap();
         }
         all
     }

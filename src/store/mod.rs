@@ -308,10 +308,20 @@ pub trait EventOps {
     fn cancel_event(&mut self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()>;
     /// Set the event's own reminder offsets (`None`: back to the config's). Not a change a
     /// calendar sees: the sequence stays.
-    fn set_remind_offsets(&mut self, id: i64, offsets: Option<&[i64]>, now: DateTime<Utc>) -> anyhow::Result<()>;
+    fn set_remind_offsets(
+        &mut self,
+        id: i64,
+        offsets: Option<&[i64]>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
     /// Cancel or move one occurrence of a series (replacing what was recorded for it), and
     /// bump the event's sequence; a moved occurrence ending after `series_end` pushes it.
-    fn set_exception(&mut self, id: i64, exception: &EventException, now: DateTime<Utc>) -> anyhow::Result<()>;
+    fn set_exception(
+        &mut self,
+        id: i64,
+        exception: &EventException,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
     /// The scheduled series `user_id` takes part in (other than `except`) that can still
     /// have occurrences after `after`, with their exceptions (participants not loaded): what
     /// a booking is checked against beside the single events `find_overlap` sees.
@@ -383,7 +393,11 @@ pub trait NoticeOps {
     /// Delete a user's read notices whose deliveries are all finished.
     fn clear_read(&mut self, user_id: i64) -> anyhow::Result<usize>;
     /// Every notice about `event_id` for `user_id`, oldest first (`explain`).
-    fn event_notices(&mut self, event_id: i64, user_id: i64) -> anyhow::Result<Vec<Result<NoticeRecord, BrokenRow>>>;
+    fn event_notices(
+        &mut self,
+        event_id: i64,
+        user_id: i64,
+    ) -> anyhow::Result<Vec<Result<NoticeRecord, BrokenRow>>>;
 }
 
 /// A notice as `explain` shows it: what it was about, beside what the inbox shows.
@@ -660,7 +674,13 @@ pub trait DeliveryOps {
     fn requeue(&mut self, ids: &[i64], now: DateTime<Utc>) -> anyhow::Result<usize>;
     fn requeue_dead(&mut self, now: DateTime<Utc>) -> anyhow::Result<usize>;
     /// The deliveries of a notification with their attempts, by id.
-    fn delivery_history(&mut self, notification_id: i64) -> anyhow::Result<Vec<Result<DeliveryHistory, BrokenRow>>>;
+    fn delivery_history(
+        &mut self,
+        notification_id: i64,
+    ) -> anyhow::Result<Vec<Result<DeliveryHistory, BrokenRow>>>;
+    /// When the oldest delivery still waiting (pending, failed or sending) was created,
+    /// for the metrics file's backlog age.
+    fn oldest_waiting_delivery(&mut self) -> anyhow::Result<Option<DateTime<Utc>>>;
 }
 
 // ---------------------------------------------------------------------------------------

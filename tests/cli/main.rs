@@ -15,6 +15,7 @@ mod import;
 mod inbox;
 mod many_hosts;
 mod messages;
+mod operations;
 mod ops;
 mod outbox;
 mod pg_connect;

@@ -161,6 +161,23 @@ impl Env {
         }
     }
 
+    /// Make the database vanish for the commands that follow (they fail: "... does not
+    /// exist"): the SQLite file is moved away; on PostgreSQL the schema is renamed.
+    pub fn hide_database(&self) {
+        match &self.pg_url {
+            None => std::fs::rename(&self.db, self.path("hidden.db")).expect("moving the database away"),
+            Some(_) => self.exec("ALTER SCHEMA notifyctl RENAME TO notifyctl_hidden"),
+        }
+    }
+
+    /// Undo [`Env::hide_database`].
+    pub fn restore_database(&self) {
+        match &self.pg_url {
+            None => std::fs::rename(self.path("hidden.db"), &self.db).expect("moving the database back"),
+            Some(_) => self.exec("ALTER SCHEMA notifyctl_hidden RENAME TO notifyctl"),
+        }
+    }
+
     /// Set the clock for the commands that follow (RFC 3339).
     pub fn at(&mut self, now: &str) -> &mut Env {
         self.now = Some(now.to_string());

@@ -211,6 +211,14 @@ impl DeliveryOps for PgStore {
         Ok(c)
     }
 
+    fn oldest_waiting_delivery(&mut self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let row = self.query_one(
+            "SELECT min(created_at) FROM deliveries WHERE status IN ('pending', 'failed', 'sending')",
+            &[],
+        )?;
+        Ok(row.try_get(0)?)
+    }
+
     fn next_retry_at(&mut self) -> anyhow::Result<Option<DateTime<Utc>>> {
         let row = self.query_one(
             "SELECT min(next_attempt_at) FROM deliveries WHERE status IN ('pending', 'failed')",
@@ -265,7 +273,10 @@ impl DeliveryOps for PgStore {
         Ok(n as usize)
     }
 
-    fn delivery_history(&mut self, notification_id: i64) -> anyhow::Result<Vec<Result<DeliveryHistory, BrokenRow>>> {
+    fn delivery_history(
+        &mut self,
+        notification_id: i64,
+    ) -> anyhow::Result<Vec<Result<DeliveryHistory, BrokenRow>>> {
         let rows = self.query(
             &format!(
                 "SELECT {LIST_COLUMNS} FROM deliveries d

@@ -15,7 +15,8 @@ use crate::store::{BrokenRow, Each, EventChanges, EventFilter, EventOps, NewEven
 
 /// An event with its participants in one row (the participants as parallel arrays, in
 /// the order they were added), so that a listing is one streamed query.
-pub(super) const SELECT: &str = "SELECT e.id, e.title, e.starts_at, e.ends_at, e.timezone, e.video_url, e.status,
+pub(super) const SELECT: &str =
+    "SELECT e.id, e.title, e.starts_at, e.ends_at, e.timezone, e.video_url, e.status,
         e.sequence, e.created_at, e.updated_at, p.user_ids, p.emails, p.names, p.roles,
         e.remind_offsets, e.repeat_rule, e.series_end,
         x.originals, x.statuses, x.starts, x.ends, x.armed, e.armed_at
@@ -38,7 +39,8 @@ pub(super) const SELECT: &str = "SELECT e.id, e.title, e.starts_at, e.ends_at, e
 
 /// A series without its participants (the tick's and the booking check's reads): the same
 /// columns as [`SELECT`], the participants' arrays empty.
-pub(super) const SELECT_SERIES: &str = "SELECT e.id, e.title, e.starts_at, e.ends_at, e.timezone, e.video_url, e.status,
+pub(super) const SELECT_SERIES: &str =
+    "SELECT e.id, e.title, e.starts_at, e.ends_at, e.timezone, e.video_url, e.status,
         e.sequence, e.created_at, e.updated_at, NULL::bigint[], NULL::text[], NULL::text[], NULL::text[],
         e.remind_offsets, e.repeat_rule, e.series_end,
         x.originals, x.statuses, x.starts, x.ends, x.armed, e.armed_at
@@ -352,7 +354,12 @@ impl EventOps for PgStore {
         Ok(())
     }
 
-    fn set_remind_offsets(&mut self, id: i64, offsets: Option<&[i64]>, now: DateTime<Utc>) -> anyhow::Result<()> {
+    fn set_remind_offsets(
+        &mut self,
+        id: i64,
+        offsets: Option<&[i64]>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         let offsets: Option<Vec<i64>> = offsets.map(<[i64]>::to_vec);
         self.execute(
             "UPDATE events SET remind_offsets = $2, updated_at = $3 WHERE id = $1",
@@ -414,7 +421,11 @@ impl EventOps for PgStore {
         // ROW EXCLUSIVE (which they share, as inserts do): so a series is checked while no
         // other booking is in flight, and no booking is checked while a series is. The
         // tick's row locks (ROW SHARE) are not affected.
-        let mode = if series { "SHARE ROW EXCLUSIVE" } else { "ROW EXCLUSIVE" };
+        let mode = if series {
+            "SHARE ROW EXCLUSIVE"
+        } else {
+            "ROW EXCLUSIVE"
+        };
         self.simple(&format!("LOCK TABLE participants IN {mode} MODE"))
     }
 

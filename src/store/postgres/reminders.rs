@@ -11,8 +11,8 @@ use super::{Cols, PgStore};
 use crate::input::rfc3339;
 use crate::model::Candidate;
 use crate::store::{
-    BrokenRow, CandidateCursor, CandidatePage, CandidateWindow, DecisionRecord, DecisionRow, OccurrenceParticipants,
-    ReminderOps, SeriesPage, SkippedCount,
+    BrokenRow, CandidateCursor, CandidatePage, CandidateWindow, DecisionRecord, DecisionRow,
+    OccurrenceParticipants, ReminderOps, SeriesPage, SkippedCount,
 };
 
 /// Participants of scheduled single events starting in ($1, $2], in (start, event,
@@ -198,8 +198,7 @@ impl ReminderOps for PgStore {
               WHERE event_id = $1 AND event_start >= $2 AND event_start <= $3",
             &[&event_id, &from, &to],
         )? {
-            out.decided
-                .push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            out.decided.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
         }
         Ok(out)
     }

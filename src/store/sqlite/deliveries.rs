@@ -218,6 +218,20 @@ impl DeliveryOps for SqliteStore {
         Ok(c)
     }
 
+    fn oldest_waiting_delivery(&mut self) -> anyhow::Result<Option<DateTime<Utc>>> {
+        // Instants are stored in one RFC 3339 form, so the smallest text is the earliest.
+        let s: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT min(created_at) FROM deliveries WHERE status IN ('pending', 'failed', 'sending')",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(s.and_then(|s| parse_ts(&s)))
+    }
+
     fn next_retry_at(&mut self) -> anyhow::Result<Option<DateTime<Utc>>> {
         let s: Option<String> = self
             .conn
@@ -280,7 +294,10 @@ impl DeliveryOps for SqliteStore {
         )?)
     }
 
-    fn delivery_history(&mut self, notification_id: i64) -> anyhow::Result<Vec<Result<DeliveryHistory, BrokenRow>>> {
+    fn delivery_history(
+        &mut self,
+        notification_id: i64,
+    ) -> anyhow::Result<Vec<Result<DeliveryHistory, BrokenRow>>> {
         let listed: Vec<Result<Delivery, BrokenRow>> = {
             let mut stmt = self.conn.prepare_cached(&format!(
                 "SELECT {LIST_COLUMNS} FROM deliveries d

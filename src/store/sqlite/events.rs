@@ -194,8 +194,8 @@ impl EventOps for SqliteStore {
         if let Some(bulk) = self.bulk.as_mut() {
             // The busy index holds single events only (a series' occurrences are checked by
             // the service).
-            bulk.last_event = Some((id, start_hour(e.starts_at), end_hour(e.ends_at)))
-                .filter(|_| e.repeat_rule.is_none());
+            bulk.last_event =
+                Some((id, start_hour(e.starts_at), end_hour(e.ends_at))).filter(|_| e.repeat_rule.is_none());
         }
         Ok(id)
     }
@@ -353,7 +353,12 @@ impl EventOps for SqliteStore {
         Ok(())
     }
 
-    fn set_remind_offsets(&mut self, id: i64, offsets: Option<&[i64]>, now: DateTime<Utc>) -> anyhow::Result<()> {
+    fn set_remind_offsets(
+        &mut self,
+        id: i64,
+        offsets: Option<&[i64]>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         self.conn.execute(
             "UPDATE events SET remind_offsets = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, offsets_text(offsets), ts(now)],

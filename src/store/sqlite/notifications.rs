@@ -180,7 +180,11 @@ impl NoticeOps for SqliteStore {
         )?)
     }
 
-    fn event_notices(&mut self, event_id: i64, user_id: i64) -> anyhow::Result<Vec<Result<NoticeRecord, BrokenRow>>> {
+    fn event_notices(
+        &mut self,
+        event_id: i64,
+        user_id: i64,
+    ) -> anyhow::Result<Vec<Result<NoticeRecord, BrokenRow>>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, kind, title, offset_minutes, event_start, occurrence_start, previous_start, event_sequence,
                     created_at, read_at

@@ -8,8 +8,8 @@ use super::events::decode_offsets;
 use super::{ts, Cols, SqliteStore};
 use crate::model::Candidate;
 use crate::store::{
-    BrokenRow, CandidateCursor, CandidatePage, CandidateWindow, DecisionRecord, DecisionRow, OccurrenceParticipants,
-    ReminderOps, SeriesPage, SkippedCount,
+    BrokenRow, CandidateCursor, CandidatePage, CandidateWindow, DecisionRecord, DecisionRow,
+    OccurrenceParticipants, ReminderOps, SeriesPage, SkippedCount,
 };
 
 impl ReminderOps for SqliteStore {
