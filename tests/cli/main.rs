@@ -21,4 +21,5 @@ mod outbox;
 mod pg_connect;
 mod pg_schema;
 mod reminders;
+mod rules;
 mod users;

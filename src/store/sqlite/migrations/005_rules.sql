@@ -57,7 +57,9 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
 CREATE INDEX IF NOT EXISTS delivery_attempts_by_delivery ON delivery_attempts (delivery_id, id);
 CREATE INDEX IF NOT EXISTS delivery_attempts_by_time ON delivery_attempts (at);
 
--- Reminder offsets are normalised (sorted, largest first, no duplicates) or refused.
+-- Reminder offsets are normalised (sorted, largest first, no duplicates) or refused. Written
+-- without an aggregate ORDER BY (SQLite 3.44+), so that older sqlite3 shells and the web
+-- app's SQLite can still read the schema.
 CREATE TRIGGER IF NOT EXISTS events_remind_offsets_insert AFTER INSERT ON events
 WHEN NEW.remind_offsets IS NOT NULL
 BEGIN
@@ -67,7 +69,8 @@ BEGIN
                               WHERE type <> 'integer' OR value < 1 OR value > 525600)
                 ELSE 1 END;
     UPDATE events SET remind_offsets =
-           (SELECT json_group_array(DISTINCT value ORDER BY value DESC) FROM json_each(NEW.remind_offsets))
+           (SELECT json_group_array(value) FROM
+             (SELECT DISTINCT value FROM json_each(NEW.remind_offsets) ORDER BY value DESC))
      WHERE id = NEW.id;
 END;
 
@@ -80,7 +83,8 @@ BEGIN
                               WHERE type <> 'integer' OR value < 1 OR value > 525600)
                 ELSE 1 END;
     UPDATE events SET remind_offsets =
-           (SELECT json_group_array(DISTINCT value ORDER BY value DESC) FROM json_each(NEW.remind_offsets))
+           (SELECT json_group_array(value) FROM
+             (SELECT DISTINCT value FROM json_each(NEW.remind_offsets) ORDER BY value DESC))
      WHERE id = NEW.id;
 END;
 
