@@ -295,7 +295,12 @@ fn cancelled_occurrence_never_reminds_and_a_moved_one_reminds_at_its_new_time_on
     // The invitations, as a calendar reads them: the series with its rule, the cancelled
     // occurrence (CANCEL with RECURRENCE-ID), the moved one (an override at its new time).
     let cals = calendars(&env);
-    assert_eq!(cals.len(), 3, "assigned, cancelled, rescheduled");
+    let methods: Vec<&str> = cals.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(
+        methods.iter().filter(|m| **m == "CANCEL").count(),
+        1,
+        "{methods:?}"
+    );
     let series = cals
         .iter()
         .flat_map(|(_, evs)| evs)
@@ -483,7 +488,7 @@ fn remind_none_sends_no_reminder_and_import_takes_remind_per_row() {
         ]
     );
     let mut minute = t("2030-03-10T11:00:00Z");
-    while minute <= t("2030-03-10T12:00:00Z") {
+    while minute < t("2030-03-10T12:00:00Z") {
         assert_eq!(tick_at(&mut env, minute)["created"], 0, "none at {minute}");
         minute += TimeDelta::minutes(5);
     }
@@ -744,7 +749,9 @@ fn explain_shows_each_attempt_a_retry_a_dead_end_and_the_coming_ticks() {
         reject_all: true,
         ..SmtpPolicy::default()
     });
-    tick_at(&mut env, t("2030-03-10T09:50:00Z"));
+    env.at("2030-03-10T09:50:00Z");
+    // A dead delivery is a tick that needs attention (exit 3).
+    env.exits(&["check-reminders"], 3);
     let x = explain(&env, &id);
     let reminder = x["notices"]
         .as_array()
@@ -876,7 +883,7 @@ fn bad_rules_offsets_and_occurrences_are_refused_in_one_line_writing_nothing() {
                 "--occurrence".into(),
                 "2030-03-20T10:00:00Z".into(),
             ],
-            "not a series",
+            "not a recurring series",
         ),
         (
             vec![
@@ -903,8 +910,7 @@ fn bad_rules_offsets_and_occurrences_are_refused_in_one_line_writing_nothing() {
                 "event".into(),
                 "update".into(),
                 single.clone(),
-                "--remind".into(),
-                "-5m".into(),
+                "--remind=-5m".into(),
             ],
             "-5m",
         ),
