@@ -67,9 +67,12 @@ fn decisions(x: &Value) -> Vec<(String, i64, String, Option<String>)> {
         .collect()
 }
 
+/// A VEVENT's properties: (name with its parameters, value).
+type Props = Vec<(String, String)>;
+
 /// Every calendar written to the outbox (file transport), as parsed by a real iCalendar
 /// parser: (METHOD, the VEVENTs' properties by name).
-fn calendars(env: &Env) -> Vec<(String, Vec<Vec<(String, String)>>)> {
+fn calendars(env: &Env) -> Vec<(String, Vec<Props>)> {
     let parser = MessageParser::default();
     let mut out = Vec::new();
     for path in env.eml_files() {
