@@ -259,8 +259,12 @@ pub enum EventCmd {
     Cancel {
         event: i64,
         /// Only this occurrence of a series: its start, RFC 3339 or local time in the event's zone
-        #[arg(long, value_name = "TIME")]
+        #[arg(long, value_name = "TIME", conflicts_with = "from")]
         occurrence: Option<String>,
+        /// A series' occurrences from TIME on (the earlier ones stay): RFC 3339 or local time
+        /// in the event's zone
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
     },
     /// List events; a series by its occurrences in the window (without --to, the 30 days
     /// after --from or now)

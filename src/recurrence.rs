@@ -316,6 +316,24 @@ impl Series {
         }))
     }
 
+    /// The same series cut so that its last occurrence starts before `cut` (its `COUNT` or
+    /// `UNTIL` replaced by `UNTIL` one second before `cut`): "cancel this and the following
+    /// occurrences". `None` when no occurrence would be left (`cut` at or before the first).
+    pub fn ending_before(&self, cut: DateTime<Utc>) -> Result<Option<Series>, String> {
+        if cut <= self.first_start {
+            return Ok(None);
+        }
+        let until = cut - TimeDelta::seconds(1);
+        let mut parts: Vec<String> = self
+            .rule_text
+            .split(';')
+            .filter(|p| !p.starts_with("COUNT=") && !p.starts_with("UNTIL="))
+            .map(str::to_string)
+            .collect();
+        parts.push(format!("UNTIL={}", until.format("%Y%m%dT%H%M%SZ")));
+        Series::new(&parts.join(";"), self.first_start, self.duration, self.tz).map(Some)
+    }
+
     /// When the rule's last occurrence ends, for a bounded rule; `None` when open-ended.
     /// Exceptions are not applied: a moved occurrence may end later, a cancelled last one
     /// does not move the bound.
@@ -1505,6 +1523,42 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(e.contains("clocks go back"), "{e}");
+    }
+
+    #[test]
+    fn ending_before_keeps_the_earlier_occurrences_and_wall_clock() {
+        // Weekly 09:30 Paris from Monday 2030-03-18, across the spring-forward change.
+        let s = Series::new("FREQ=WEEKLY;COUNT=16", utc("2030-03-18T08:30:00Z"), hour(), Paris)
+            .expect("a series");
+        let cut = utc("2030-04-08T07:30:00Z");
+        let cut_series = s.ending_before(cut).expect("valid").expect("some left");
+        assert_eq!(cut_series.rule(), "FREQ=WEEKLY;UNTIL=20300408T072959Z");
+        let all = |s: &Series| {
+            starts(&s.occurrences(utc("2030-01-01T00:00:00Z"), utc("2031-01-01T00:00:00Z"), &[]))
+        };
+        assert_eq!(
+            all(&cut_series),
+            [
+                utc("2030-03-18T08:30:00Z"),
+                utc("2030-03-25T08:30:00Z"),
+                utc("2030-04-01T07:30:00Z"),
+            ]
+        );
+        assert_eq!(cut_series.end(), Some(utc("2030-04-01T08:30:00Z")));
+        // Open-ended rules get an end; a cut at the first start leaves nothing.
+        let open = Series::new(
+            "FREQ=WEEKLY;BYDAY=MO,TH",
+            utc("2030-03-18T08:30:00Z"),
+            hour(),
+            Paris,
+        )
+        .expect("a series");
+        let cut_open = open.ending_before(utc("2030-03-22T00:00:00Z")).unwrap().unwrap();
+        assert_eq!(
+            all(&cut_open),
+            [utc("2030-03-18T08:30:00Z"), utc("2030-03-21T08:30:00Z")]
+        );
+        assert!(open.ending_before(utc("2030-03-18T08:30:00Z")).unwrap().is_none());
     }
 
     /// A tiny deterministic generator, so the property test needs no extra crate.

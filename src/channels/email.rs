@@ -154,7 +154,18 @@ impl EmailSender {
         let body = match (kind, &item.event) {
             (Kind::Custom, _) | (_, None) => alternative,
             (_, Some(event)) => {
-                let method = if kind == Kind::Cancelled {
+                // The rest of a series cancelled (`event cancel --from`): the occurrence the
+                // notice is about lies past the rule's new end, and calendars follow the
+                // series as it now is (a CANCEL for that one occurrence would leave the
+                // ones after it in place).
+                let rest_cancelled = match (&event.series, event.occurrence) {
+                    (Some(s), Some(original)) if kind == Kind::Cancelled => {
+                        !s.series.contains(original)
+                            && s.series.occurrences_from(original, &[]).next().is_none()
+                    }
+                    _ => false,
+                };
+                let method = if kind == Kind::Cancelled && !rest_cancelled {
                     ics::Method::Cancel
                 } else {
                     ics::Method::Request
@@ -180,9 +191,10 @@ impl EmailSender {
                         &ics::SeriesIcs {
                             series: &s.series,
                             exceptions: &s.exceptions,
-                            scope: event
-                                .occurrence
-                                .map_or(ics::Scope::Series, ics::Scope::Occurrence),
+                            scope: match event.occurrence {
+                                Some(original) if !rest_cancelled => ics::Scope::Occurrence(original),
+                                _ => ics::Scope::Series,
+                            },
                         },
                         method,
                     ),

@@ -39,6 +39,39 @@ pub fn run(ctx: &Ctx, cmd: EventCmd) -> anyhow::Result<()> {
         EventCmd::Cancel {
             event,
             occurrence: None,
+            from: Some(from),
+        } => {
+            let rest = ctx.service()?.cancel_from(event, &from)?;
+            let e = &rest.event;
+            let human = if rest.whole_series {
+                format!(
+                    "cancelled series {} ({} participants notified)",
+                    e.id, rest.notified
+                )
+            } else {
+                format!(
+                    "cancelled the occurrences of event {} from {} on; the series now ends at {} ({} participants notified)",
+                    e.id,
+                    rfc3339(rest.from.start),
+                    e.series_end.map_or("-".to_string(), rfc3339),
+                    rest.notified
+                )
+            };
+            super::created(
+                ctx,
+                json!({"id": e.id, "status": e.status, "repeat_rule": e.repeat_rule,
+                       "series_end": e.series_end.map(rfc3339),
+                       "from": {"original_start": rfc3339(rest.from.original_start),
+                                "starts_at": rfc3339(rest.from.start)},
+                       "notified": rest.notified}),
+                human,
+            );
+            Ok(())
+        }
+        EventCmd::Cancel {
+            event,
+            occurrence: None,
+            from: None,
         } => {
             let (e, n) = ctx.service()?.cancel_event(event)?;
             let what = if e.is_series() { "series" } else { "event" };
@@ -52,6 +85,7 @@ pub fn run(ctx: &Ctx, cmd: EventCmd) -> anyhow::Result<()> {
         EventCmd::Cancel {
             event,
             occurrence: Some(occurrence),
+            ..
         } => {
             let (e, o, n) = ctx.service()?.cancel_occurrence(event, &occurrence)?;
             super::created(

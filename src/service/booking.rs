@@ -982,6 +982,68 @@ impl Service {
         })
     }
 
+    /// `event cancel EVENT --from TIME`: a series' occurrences from TIME on (by the start the
+    /// rule gives them) do not take place; the earlier ones stay, with their history. The
+    /// rule is cut (`UNTIL` just before the first of them), participants get `cancelled`
+    /// about that first one, and their calendars get the series as it now is. From the
+    /// first occurrence on, it is the whole series: [`Service::cancel_event`].
+    pub fn cancel_from(&mut self, id: i64, from: &str) -> anyhow::Result<CancelledRest> {
+        let current = existing(self.store.ops(), id)?;
+        let series = stored_series(&current)?.ok_or_else(|| not_a_series(id))?;
+        let cut = parse_time(from, series.timezone())?;
+        let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
+        let now = notifier.now;
+        store::write(&mut *self.store, |ops| {
+            let before = scheduled(ops, id)?;
+            let series = stored_series(&before)?.ok_or_else(|| not_a_series(id))?;
+            let exceptions = before.rule_exceptions();
+            // The first occurrence the rule gives from the cut on, as it now takes place.
+            let Some(first) = series.occurrences_from(cut, &[]).next() else {
+                return Err(user_error(format!(
+                    "event {id} has no occurrence from {} on: nothing to cancel (see `notifyctl event show {id}`)",
+                    rfc3339(cut)
+                )));
+            };
+            let shown = series
+                .occurrence_of(first.original_start, &exceptions)
+                .unwrap_or(first);
+            let Some(cut_series) = series
+                .ending_before(first.original_start)
+                .map_err(|e| user_error(format!("event {id}: the series cannot be cut there: {e}")))?
+            else {
+                ops.cancel_event(id, now)?;
+                let e = existing(ops, id)?;
+                let notified = notifier.notify_participants(ops, &e, Kind::Cancelled, None)?;
+                return Ok(CancelledRest {
+                    event: e,
+                    from: shown,
+                    whole_series: true,
+                    notified,
+                });
+            };
+            let changes = EventChanges {
+                repeat: Some((
+                    cut_series.rule().to_string(),
+                    series_end(&cut_series, &exceptions),
+                )),
+                ..EventChanges::default()
+            };
+            ops.update_event(id, &changes, now)?;
+            let after = existing(ops, id)?;
+            let detail = NoticeDetail {
+                occurrence: Some(shown),
+                ..NoticeDetail::default()
+            };
+            let notified = notifier.notify_participants_with(ops, &after, Kind::Cancelled, &detail)?;
+            Ok(CancelledRest {
+                event: after,
+                from: shown,
+                whole_series: false,
+                notified,
+            })
+        })
+    }
+
     pub fn event(&mut self, id: i64) -> anyhow::Result<Event> {
         existing(self.store.ops(), id)
     }
@@ -1128,6 +1190,17 @@ impl From<&Occurrence> for OccurrenceView {
             moved: o.moved,
         }
     }
+}
+
+/// What `event cancel EVENT --from TIME` did.
+#[derive(Debug, Clone)]
+pub struct CancelledRest {
+    pub event: Event,
+    /// The first occurrence cancelled, as it was to take place.
+    pub from: Occurrence,
+    /// The cut was at the first occurrence: the whole series is cancelled.
+    pub whole_series: bool,
+    pub notified: usize,
 }
 
 /// `event show`: the event, the reminder offsets that apply, and a series' next occurrences.

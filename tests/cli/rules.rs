@@ -356,6 +356,91 @@ fn cancelling_a_series_ends_it_and_its_reminders() {
     assert_eq!(method, "CANCEL");
 }
 
+#[test]
+fn cancelling_the_rest_of_a_series_keeps_the_earlier_occurrences() {
+    let mut env = env_at("2030-03-15T09:00:00Z");
+    let id = env.json(&[
+        "event",
+        "add",
+        "--title",
+        "Therapy",
+        "--start",
+        "2030-03-18T09:30",
+        "--tz",
+        "Europe/Paris",
+        "--participant",
+        ANA,
+        "--repeat",
+        "FREQ=WEEKLY;COUNT=6",
+        "--remind",
+        "10m",
+    ])["id"]
+        .to_string();
+    env.tick();
+    let ten = TimeDelta::minutes(10);
+    assert_eq!(tick_at(&mut env, t("2030-03-18T08:30:00Z") - ten)["created"], 1);
+    // Nothing after the series' end to cancel: refused, nothing written.
+    let before = env.dump();
+    let err = env.fails(&["event", "cancel", &id, "--from", "2030-06-01T00:00"], 2);
+    assert_one_line_error(&err);
+    assert!(err.contains("no occurrence from"), "{err}");
+    assert_eq!(env.dump(), before);
+    env.at("2030-03-20T09:00:00Z");
+    // From the day of the third session (local midnight) on.
+    let v = env.json(&["event", "cancel", &id, "--from", "2030-04-01T00:00"]);
+    assert_eq!(v["status"], "scheduled");
+    assert_eq!(v["from"]["original_start"], "2030-04-01T07:30:00Z");
+    assert_eq!(v["repeat_rule"], "FREQ=WEEKLY;UNTIL=20300401T072959Z");
+    assert_eq!(v["series_end"], "2030-03-25T09:30:00Z");
+    assert_eq!(v["notified"], 1);
+    // The second session still reminds; none after it.
+    assert_eq!(tick_at(&mut env, t("2030-03-25T08:30:00Z") - ten)["created"], 1);
+    for start in [
+        "2030-04-01T07:30:00Z",
+        "2030-04-08T07:30:00Z",
+        "2030-04-22T07:30:00Z",
+    ] {
+        assert_eq!(tick_at(&mut env, t(start) - ten)["created"], 0, "{start}");
+    }
+    let listed = env.json(&[
+        "event",
+        "list",
+        "--from",
+        "2030-03-16T00:00:00Z",
+        "--to",
+        "2030-06-01T00:00:00Z",
+    ]);
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    // The notice is about the first cancelled session; calendars get the series as it now
+    // is (a REQUEST with the cut rule), not a CANCEL of that one occurrence.
+    let x = explain(&env, &id);
+    let cancelled = x["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "cancelled")
+        .expect("a cancelled notice");
+    assert_eq!(cancelled["occurrence_start"], "2030-04-01T07:30:00Z");
+    let cals = calendars(&env);
+    assert!(
+        cals.iter().all(|(m, _)| m == "REQUEST"),
+        "no CANCEL: {:?}",
+        cals.iter().map(|c| &c.0).collect::<Vec<_>>()
+    );
+    let rules: Vec<&str> = cals
+        .iter()
+        .flat_map(|(_, evs)| evs)
+        .filter_map(|e| prop(e, "RRULE"))
+        .collect();
+    assert!(
+        rules.contains(&"FREQ=WEEKLY;UNTIL=20300401T072959Z"),
+        "the series with its new end: {rules:?}"
+    );
+    // From its first occurrence on, the whole series goes.
+    let v = env.json(&["event", "cancel", &id, "--from", "2030-03-18T09:30"]);
+    assert_eq!(v["status"], "cancelled");
+}
+
 // ---------------------------------------------------------------------------------------
 // Per-event reminders
 
@@ -949,6 +1034,7 @@ crate::support::on_postgres!(
     new_york_weekly_series_keeps_0930_across_fall_back,
     cancelled_occurrence_never_reminds_and_a_moved_one_reminds_at_its_new_time_only,
     cancelling_a_series_ends_it_and_its_reminders,
+    cancelling_the_rest_of_a_series_keeps_the_earlier_occurrences,
     booking_inside_the_lead_time_records_the_missed_reminder_as_armed_late,
     editing_remind_replans_only_the_undecided_and_never_sends_twice,
     remind_none_sends_no_reminder_and_import_takes_remind_per_row,
