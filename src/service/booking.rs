@@ -1052,8 +1052,10 @@ impl Service {
     pub fn event_view(&mut self, id: i64) -> anyhow::Result<EventView> {
         let event = existing(self.store.ops(), id)?;
         let default = self.config.offsets_minutes();
-        let next = match stored_series(&event)? {
-            Some(series) if event.status == EventStatus::Scheduled => series
+        // A rule an app wrote wrong still shows (`repeat:`), with no next occurrences: the
+        // tick reports it; `show` is how support finds it.
+        let next = match event.series() {
+            Ok(Some(series)) if event.status == EventStatus::Scheduled => series
                 .occurrences_from(self.now(), &event.rule_exceptions())
                 .take(SHOWN_OCCURRENCES)
                 .map(|o| OccurrenceView::from(&o))

@@ -864,6 +864,64 @@ fn explain_shows_each_attempt_a_retry_a_dead_end_and_the_coming_ticks() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Rows an app wrote
+
+#[test]
+fn a_series_an_app_broke_is_reported_and_stops_no_one() {
+    let mut env = env_at("2030-03-09T09:00:00Z");
+    let series = [
+        "event",
+        "add",
+        "--title",
+        "Weekly",
+        "--start",
+        "2030-03-11T10:00",
+        "--tz",
+        "Europe/Paris",
+        "--participant",
+        ANA,
+        "--repeat",
+        "FREQ=WEEKLY",
+        "--remind",
+        "10m",
+    ];
+    let broken = env.json(&series)["id"].to_string();
+    let mut other = series.to_vec();
+    other[9] = BOB;
+    let fine = env.json(&other)["id"].to_string();
+    env.tick();
+    env.exec(&format!(
+        "UPDATE events SET repeat_rule = 'FREQ=SOMETIMES;BYDAY=XX' WHERE id = {broken}"
+    ));
+    // A series needs a zone: the database refuses one without.
+    assert!(env
+        .try_exec(&format!("UPDATE events SET timezone = NULL WHERE id = {fine}"))
+        .is_err());
+    let s = tick_at(&mut env, t("2030-03-11T08:50:00Z"));
+    assert_eq!(s["created"], 1, "Bob's series still reminds: {s}");
+    let broken_rows = s["broken_rows"].to_string();
+    assert!(
+        broken_rows.contains("repeat_rule") && broken_rows.contains(&format!("id {broken}")),
+        "{broken_rows}"
+    );
+    // Support can still read it; changing one occurrence says what is wrong, in one line.
+    let shown = env.ok(&["event", "show", &broken]);
+    assert!(shown.contains("repeat:    FREQ=SOMETIMES;BYDAY=XX"), "{shown}");
+    env.ok(&["explain", &broken, "--user", ANA]);
+    let out = env.run(&["event", "list"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Weekly"));
+    let err = env.fails(
+        &["event", "cancel", &broken, "--occurrence", "2030-03-18T10:00"],
+        2,
+    );
+    assert_one_line_error(&err);
+    assert!(err.contains("cannot be used"), "{err}");
+    // It can still be cancelled as a whole.
+    env.ok(&["event", "cancel", &broken]);
+}
+
+// ---------------------------------------------------------------------------------------
 // Bad input: one line, a non-zero exit, nothing written
 
 #[test]
@@ -1041,5 +1099,6 @@ crate::support::on_postgres!(
     open_ended_series_with_ticks_a_year_apart_creates_no_rows_ahead,
     booking_over_an_occurrence_is_refused_until_it_is_cancelled,
     explain_shows_each_attempt_a_retry_a_dead_end_and_the_coming_ticks,
+    a_series_an_app_broke_is_reported_and_stops_no_one,
     bad_rules_offsets_and_occurrences_are_refused_in_one_line_writing_nothing,
 );
