@@ -1277,3 +1277,51 @@ pub struct EventUpdate {
     /// `--occurrence`: move this occurrence of a series only.
     pub occurrence: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remind(values: &[&str]) -> Result<Option<Vec<i64>>, String> {
+        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        parse_remind(&values).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn remind_offsets_are_whole_minutes_largest_first_without_duplicates() {
+        assert_eq!(remind(&[]), Ok(None));
+        assert_eq!(remind(&["  "]), Ok(None), "an empty import cell: the config's");
+        assert_eq!(remind(&["none"]), Ok(Some(vec![])));
+        assert_eq!(remind(&["NONE"]), Ok(Some(vec![])));
+        assert_eq!(remind(&["default"]), Ok(None));
+        assert_eq!(
+            remind(&["10m", "1d", "10m", "1h30m"]),
+            Ok(Some(vec![1440, 90, 10]))
+        );
+        assert_eq!(remind(&["365d"]), Ok(Some(vec![525_600])));
+    }
+
+    #[test]
+    fn bad_remind_offsets_are_one_line_errors() {
+        for (values, expected) in [
+            (&["0m"][..], "positive whole number of minutes"),
+            (&["90s"], "positive whole number of minutes"),
+            (&["366d"], "at most 365d"),
+            (&["5x"], "5x"),
+            (&["none", "10m"], "cannot be combined"),
+            (&["default", "none"], "cannot be combined"),
+            (&["\u{1b}[31m10m"], "invalid"),
+        ] {
+            let e = remind(values).expect_err(expected);
+            assert!(e.contains(expected), "{values:?}: {e}");
+            assert!(!e.contains('\n'), "{values:?}: one line: {e}");
+            assert!(!e.contains('\u{1b}'), "{values:?}: no raw control character: {e}");
+        }
+    }
+
+    #[test]
+    fn offsets_read_as_durations() {
+        assert_eq!(offsets_text(&[]), "none");
+        assert_eq!(offsets_text(&[1440, 30]), "1d, 30m");
+    }
+}
