@@ -254,8 +254,8 @@ pub enum EventCmd {
     },
     /// Edit an event; a new start re-arms reminders and sends `rescheduled`
     Update(EventUpdate),
-    /// Cancel an event (a series: all of it), or one occurrence of a series: sends
-    /// `cancelled`, no more reminders
+    /// Cancel an event (a series: all of it), one occurrence of a series, or the rest of a
+    /// series: sends `cancelled`, no more reminders
     Cancel {
         event: i64,
         /// Only this occurrence of a series: its start, RFC 3339 or local time in the event's zone
