@@ -168,7 +168,7 @@ pub fn parse_remind(values: &[String]) -> anyhow::Result<Option<Vec<i64>>> {
         if values.iter().any(|v| v.eq_ignore_ascii_case(word)) {
             if values.len() > 1 {
                 return Err(user_error(format!(
-                    "--remind {word} cannot be combined with other offsets: give it alone, or durations only"
+                    "reminder offsets: '{word}' cannot be combined with durations: give it alone, or durations only"
                 )));
             }
             // `default`: the config's [reminders] offsets.
@@ -177,16 +177,16 @@ pub fn parse_remind(values: &[String]) -> anyhow::Result<Option<Vec<i64>>> {
     }
     let mut minutes = Vec::new();
     for v in values {
-        let d = parse_duration(v)?;
+        let d = parse_duration(v).map_err(|e| user_error(format!("reminder offset: {e}")))?;
         if d <= TimeDelta::zero() || d.num_seconds() % 60 != 0 {
             return Err(user_error(format!(
-                "--remind {}: a reminder offset is a positive whole number of minutes (like 10m, 1h, 1d)",
+                "reminder offset '{}': it must be a positive whole number of minutes (like 10m, 1h, 1d)",
                 crate::input::printable(v, 40)
             )));
         }
         if d.num_minutes() > MAX_REMIND_MINUTES {
             return Err(user_error(format!(
-                "--remind {}: at most 365d before the start",
+                "reminder offset '{}': at most 365d before the start",
                 crate::input::printable(v, 40)
             )));
         }
