@@ -320,6 +320,29 @@ fn cancelled_occurrence_never_reminds_and_a_moved_one_reminds_at_its_new_time_on
         .find(|e| prop(e, "RECURRENCE-ID") == Some("20300401T093000"))
         .expect("the moved occurrence's override");
     assert_eq!(prop(moved_ics, "DTSTART"), Some("20300402T110000"));
+    // Someone invited afterwards gets the whole series as it is: the rule, the cancelled
+    // occurrence as EXDATE, the moved one as an override.
+    env.ok(&["event", "assign", &id, "--user", BOB]);
+    env.tick();
+    let cals = calendars(&env);
+    let (_, invitation) = cals
+        .iter()
+        .find(|(m, evs)| m == "REQUEST" && evs.iter().any(|e| prop(e, "EXDATE").is_some()))
+        .expect("an invitation with EXDATE");
+    let master = invitation
+        .iter()
+        .find(|e| prop(e, "RRULE").is_some())
+        .expect("the master");
+    assert_eq!(prop(master, "EXDATE"), Some("20300325T093000"));
+    assert!(
+        master.iter().any(|(n, _)| n == "EXDATE;TZID=Europe/Paris"),
+        "{master:?}"
+    );
+    let override_ = invitation
+        .iter()
+        .find(|e| prop(e, "RECURRENCE-ID") == Some("20300401T093000"))
+        .expect("the moved occurrence's override");
+    assert_eq!(prop(override_, "DTSTART"), Some("20300402T110000"));
 }
 
 #[test]
