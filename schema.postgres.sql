@@ -87,12 +87,45 @@ CREATE TABLE notifyctl.events (
     armed_at    timestamptz(0) NOT NULL DEFAULT now(),
     created_at  timestamptz(0) NOT NULL DEFAULT now(),
     updated_at  timestamptz(0) NOT NULL DEFAULT now(),
+    -- NULL: the config's [reminders] offsets; else whole minutes (1 to 525600), largest
+    -- first (a trigger sorts what a writer puts here: the tick reads the first element as
+    -- the largest); '{}': no reminders.
+    remind_offsets bigint[],
+    -- NULL: a single event. Else an RFC 5545 RRULE value ('FREQ=WEEKLY;COUNT=16'): the
+    -- event is a series whose first occurrence is starts_at/ends_at, expanded in `timezone`
+    -- (required) so that local wall-clock time is kept across daylight saving.
+    repeat_rule text,
+    -- A series: when its last occurrence ends (moved ones included); NULL when it has no
+    -- end. Written by notifyctl; an app that writes a series leaves it NULL (always safe).
+    series_end  timestamptz(0),
     CONSTRAINT events_ends_after_start CHECK (ends_at > starts_at),
     CONSTRAINT events_instants_finite CHECK (isfinite(starts_at) AND isfinite(ends_at)
-        AND isfinite(armed_at) AND isfinite(created_at) AND isfinite(updated_at))
+        AND isfinite(armed_at) AND isfinite(created_at) AND isfinite(updated_at)),
+    CONSTRAINT events_remind_offsets_valid CHECK (0 < ALL (remind_offsets) AND 525600 >= ALL (remind_offsets)
+        AND array_position(remind_offsets, NULL) IS NULL),
+    CONSTRAINT events_series_zone CHECK (repeat_rule IS NULL OR timezone IS NOT NULL),
+    CONSTRAINT events_series_end_finite CHECK (isfinite(series_end))
 );
 -- The tick looks for scheduled events starting in the next few minutes.
 CREATE INDEX events_scheduled_by_start ON notifyctl.events (status, starts_at);
+
+-- Reminder offsets are kept sorted, largest first, without duplicates.
+CREATE FUNCTION notifyctl.events_remind_offsets() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    NEW.remind_offsets := ARRAY(SELECT DISTINCT m FROM unnest(NEW.remind_offsets) AS m ORDER BY m DESC);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER events_remind_offsets BEFORE INSERT OR UPDATE OF remind_offsets ON notifyctl.events
+    FOR EACH ROW WHEN (NEW.remind_offsets IS NOT NULL)
+    EXECUTE FUNCTION notifyctl.events_remind_offsets();
+
+-- The tick reads the series that can still have occurrences: ended ones are never read.
+CREATE INDEX events_series ON notifyctl.events (status, series_end) WHERE repeat_rule IS NOT NULL;
+-- The largest own offset of upcoming single events (how far ahead the tick must look).
+CREATE INDEX events_own_reminders ON notifyctl.events ((remind_offsets[1]), starts_at)
+    WHERE remind_offsets IS NOT NULL AND repeat_rule IS NULL AND status = 'scheduled';
 
 CREATE TABLE notifyctl.participants (
     event_id      bigint NOT NULL REFERENCES notifyctl.events (id) ON DELETE CASCADE,
@@ -118,13 +151,15 @@ CREATE INDEX participants_by_user ON notifyctl.participants (user_id, event_id);
 CREATE INDEX participants_busy ON notifyctl.participants USING gist (user_id, slot)
     WHERE slot IS NOT NULL;
 
--- A participant's slot, from its event. The event row is locked as an UPDATE would lock
+-- A participant's slot, from its event (NULL for a series: its occurrences are checked by
+-- notifyctl's service, under a per-user advisory lock). The event row is locked as an UPDATE would lock
 -- it, so that a concurrent change of the event's times waits for this row and then
 -- updates its slot too (under READ COMMITTED it would otherwise miss it).
 CREATE FUNCTION notifyctl.participants_slot() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    SELECT CASE WHEN e.status = 'scheduled' THEN tstzrange(e.starts_at, e.ends_at, '[)') END
+    SELECT CASE WHEN e.status = 'scheduled' AND e.repeat_rule IS NULL
+                THEN tstzrange(e.starts_at, e.ends_at, '[)') END
       INTO NEW.slot
       FROM notifyctl.events e
      WHERE e.id = NEW.event_id
@@ -141,15 +176,16 @@ CREATE FUNCTION notifyctl.events_slot() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE notifyctl.participants
-       SET slot = CASE WHEN NEW.status = 'scheduled' THEN tstzrange(NEW.starts_at, NEW.ends_at, '[)') END
+       SET slot = CASE WHEN NEW.status = 'scheduled' AND NEW.repeat_rule IS NULL
+                       THEN tstzrange(NEW.starts_at, NEW.ends_at, '[)') END
      WHERE event_id = NEW.id;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER events_slot AFTER UPDATE OF starts_at, ends_at, status ON notifyctl.events
+CREATE TRIGGER events_slot AFTER UPDATE OF starts_at, ends_at, status, repeat_rule ON notifyctl.events
     FOR EACH ROW
     WHEN (OLD.starts_at IS DISTINCT FROM NEW.starts_at OR OLD.ends_at IS DISTINCT FROM NEW.ends_at
-          OR OLD.status IS DISTINCT FROM NEW.status)
+          OR OLD.status IS DISTINCT FROM NEW.status OR OLD.repeat_rule IS DISTINCT FROM NEW.repeat_rule)
     EXECUTE FUNCTION notifyctl.events_slot();
 
 -- The in-app inbox: one row per notice and recipient.
@@ -166,9 +202,14 @@ CREATE TABLE notifyctl.notifications (
     body           text NOT NULL,       -- time from the event, except for custom notices)
     created_at     timestamptz(0) NOT NULL DEFAULT now(),
     read_at        timestamptz(0),
+    -- A notice about one occurrence of a series (its reminders, a cancelled or moved
+    -- occurrence): that occurrence's original start, as the rule gives it; event_start is
+    -- then when the occurrence takes place.
+    occurrence_start timestamptz(0),
     agenda_date    date,                -- agenda notices: the local date they list
     CONSTRAINT notifications_instants_finite CHECK (isfinite(event_start) AND isfinite(previous_start)
         AND isfinite(created_at) AND isfinite(read_at)),
+    CONSTRAINT notifications_occurrence_finite CHECK (isfinite(occurrence_start)),
     CONSTRAINT notifications_agenda_date CHECK ((kind = 'agenda') = (agenda_date IS NOT NULL))
 );
 -- Exactly once: one reminder per (event, recipient, offset, event start) ...
@@ -286,3 +327,37 @@ CREATE TABLE notifyctl.agenda_runs (
     done_at    timestamptz(0) NOT NULL DEFAULT now() CHECK (isfinite(done_at)),
     PRIMARY KEY (zone, local_date)
 );
+-- Single occurrences of a series that were cancelled or moved, keyed by the start the rule
+-- gives them. Written by notifyctl (`event cancel|update EVENT --occurrence TIME`).
+CREATE TABLE notifyctl.event_exceptions (
+    event_id       bigint NOT NULL REFERENCES notifyctl.events (id) ON DELETE CASCADE,
+    original_start timestamptz(0) NOT NULL,
+    status         text NOT NULL CHECK (status IN ('cancelled', 'moved')),
+    starts_at      timestamptz(0),      -- moved: the new start and end
+    ends_at        timestamptz(0),
+    -- When the occurrence was moved: its reminders whose moment came before are not sent.
+    armed_at       timestamptz(0) NOT NULL DEFAULT now(),
+    created_at     timestamptz(0) NOT NULL DEFAULT now(),
+    PRIMARY KEY (event_id, original_start),
+    CONSTRAINT event_exceptions_moved_times CHECK (status = 'cancelled' OR (starts_at IS NOT NULL AND ends_at > starts_at)),
+    CONSTRAINT event_exceptions_instants_finite CHECK (isfinite(original_start) AND isfinite(starts_at)
+        AND isfinite(ends_at) AND isfinite(armed_at) AND isfinite(created_at))
+);
+
+-- `explain`: everything about one event and recipient.
+CREATE INDEX notifications_by_event ON notifyctl.notifications (event_id, user_id)
+    WHERE event_id IS NOT NULL;
+-- The decisions of a series' occurrences in a window.
+CREATE INDEX reminders_by_event_start ON notifyctl.reminders (event_id, event_start);
+
+-- Every attempt to deliver, and every drop: when, how it ended, what the server answered.
+CREATE TABLE notifyctl.delivery_attempts (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    delivery_id bigint NOT NULL REFERENCES notifyctl.deliveries (id) ON DELETE CASCADE,
+    attempt     bigint NOT NULL,        -- the delivery's attempt count after this one
+    at          timestamptz(0) NOT NULL CHECK (isfinite(at)),
+    outcome     text NOT NULL CHECK (outcome IN ('sent', 'failed', 'dead', 'superseded', 'expired')),
+    answer      text                    -- the server's answer, the error, or why it was dropped
+);
+CREATE INDEX delivery_attempts_by_delivery ON notifyctl.delivery_attempts (delivery_id, id);
+CREATE INDEX delivery_attempts_by_time ON notifyctl.delivery_attempts (at);

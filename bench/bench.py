@@ -12,10 +12,12 @@ table with the median of several runs of:
   - `import` of 100,000 and 1,000,000 events, a tick after a long history, the listings;
   - 1, 2, 4 and 8 tick processes started together on one set of due reminders (SQLite and
     PostgreSQL), counting what was sent twice or never;
-  - the idle tick on PostgreSQL (Debian's postgresql, a throwaway cluster in a temp dir).
+  - the idle tick on PostgreSQL (Debian's postgresql, a throwaway cluster in a temp dir);
+  - recurring series: `plan --next 30d` and an idle tick over 10,000 open-ended weekly
+    series, and a busy tick whose 10,000 due reminders are occurrences of 5,000 series.
 
 Usage: python3 bench/bench.py [--sizes 10000,100000,1000000] [--runs 5] [--quick]
-                              [--only idle,inbox,event-add,busy,import,history,listings,many,pg]
+                              [--only idle,inbox,event-add,busy,import,history,listings,many,pg,series]
                               [--write-readme]
 Needs: cargo (builds target/release/notifyctl), python3; installs Debian's postfix (for
 smtp-sink) and time (GNU time, for peak RSS) with apt-get when missing (root). Figures
@@ -24,6 +26,7 @@ work, exit) and peak RSS as GNU time reports it.
 """
 
 import argparse
+import calendar
 import json
 import os
 import shutil
@@ -385,6 +388,81 @@ def bench_listings(tmp, rows):
         rows.append((label, f"{wall:.1f} s", f"{rss:.1f} MiB", f"{len(out) / 1e6:,.0f} MB of JSON streamed"))
 
 
+def series_db(path, series, first_start):
+    """`series` open-ended weekly series (`FREQ=WEEKLY`, no end, Europe/Paris), two
+    participants each, the i-th first starting at `first_start(i)` (a Unix time)."""
+    make_db(path, 0, users=max(2 * series, 2))
+    conn = sqlite3.connect(path)
+    created = "2030-03-01T00:00:00Z"
+    conn.executemany(
+        "INSERT INTO events (id, title, starts_at, ends_at, timezone, status, sequence, armed_at, created_at,"
+        " updated_at, video_url, repeat_rule) VALUES (?, ?, ?, ?, 'Europe/Paris', 'scheduled', 0, ?, ?, ?, ?,"
+        " 'FREQ=WEEKLY')",
+        (
+            (i + 1, f"Weekly {i}", iso(first_start(i)), iso(first_start(i) + 1800), created, created, created,
+             f"https://meet.jit.si/notifyctl-{i:032x}")
+            for i in range(series)
+        ),
+    )
+    conn.executemany(
+        "INSERT INTO participants (event_id, user_id, role, added_at) VALUES (?, ?, 'participant', ?)",
+        ((i + 1, 2 * i + 1 + k, created) for i in range(series) for k in (0, 1)),
+    )
+    conn.commit()
+    conn.execute("ANALYZE")
+    conn.close()
+
+
+def bench_series(tmp, runs, rows):
+    """Recurring series: occurrences are computed at each read, never stored, so these
+    figures are the cost of expanding every live series over the window."""
+    n = 10_000
+    db = os.path.join(tmp, "series.db")
+    week = 7 * 86400
+    now = calendar.timegm(time.strptime(NOW, "%Y-%m-%dT%H:%M:%SZ"))
+    # First starts spread over the week before NOW (whole minutes): every series has an
+    # occurrence in any 7 days from now on.
+    series_db(db, n, lambda i: now - week + (i * week // n) // 60 * 60 + 60)
+    config = write_config(tmp, '[email]\ntransport = "none"\n')
+    env = base_env(db, config)
+    wall, rss, out = median_run(["--json", "plan", "--next", "30d"], env, runs)
+    planned = len(json.loads(out))
+    rows.append(("plan --next 30d, 10,000 weekly series", f"{wall * 1000:.0f} ms", f"{rss:.1f} MiB", f"{planned:,} reminders planned"))
+    run(["check-reminders"], env)
+    wall, rss, _ = median_run(["check-reminders"], env, runs)
+    rows.append(("idle tick, 10,000 weekly series", f"{wall * 1000:.1f} ms", f"{rss:.1f} MiB", "each expanded over the window"))
+    # Busy: 5,000 series with an occurrence 30 minutes after NOW, two participants each.
+    sink, port = start_smtp_sink()
+    try:
+        walls, rsses = [], []
+        for r in range(runs):
+            busy = os.path.join(tmp, f"series-busy-{r}.db")
+            series_db(busy, 5_000, lambda i: now + 1800 - week)
+            config = write_config(
+                tmp,
+                f'[tick]\nmax_runtime = "10m"\n[email]\ntransport = "smtp"\n'
+                f'[email.smtp]\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\n',
+            )
+            wall, rss, out = run(["--json", "check-reminders"], base_env(busy, config))
+            summary = json.loads(out)
+            if summary["created"] != 10_000 or summary["sent"] != 10_000:
+                sys.exit(f"series busy tick did not send everything: {summary}")
+            walls.append(wall)
+            rsses.append(rss)
+            os.remove(busy)
+        wall = statistics.median(walls)
+        rows.append(
+            (
+                "busy tick, 10,000 due reminders of 5,000 weekly series → smtp-sink",
+                f"{wall:.2f} s",
+                f"{statistics.median(rsses):.1f} MiB",
+                f"{10_000 / wall:,.0f} emails/s (occurrences expanded, reminders created and sent)",
+            )
+        )
+    finally:
+        sink.terminate()
+
+
 def sink_ceiling(port, message, seconds=3.0):
     """The sink's own ceiling: a minimal raw-socket client on one connection, waiting for
     each reply, then with MAIL/RCPT/DATA pipelined (RFC 2920)."""
@@ -557,12 +635,12 @@ def main():
     )
     ap.add_argument(
         "--only",
-        default="idle,inbox,event-add,busy,import,history,listings,many,pg",
-        help="comma-separated subset of: idle, inbox, event-add, busy, import, history, listings, many (concurrent ticks), pg (the PostgreSQL column; needs Debian's postgresql)",
+        default="idle,inbox,event-add,busy,import,history,listings,many,pg,series",
+        help="comma-separated subset of: idle, inbox, event-add, busy, import, history, listings, many (concurrent ticks), pg (the PostgreSQL column; needs Debian's postgresql), series (recurring events)",
     )
     args = ap.parse_args()
     only = {o.strip() for o in args.only.split(",") if o.strip()}
-    unknown = only - {"idle", "inbox", "event-add", "busy", "import", "history", "listings", "many", "pg"}
+    unknown = only - {"idle", "inbox", "event-add", "busy", "import", "history", "listings", "many", "pg", "series"}
     if unknown:
         sys.exit(f"--only: unknown benchmark(s): {', '.join(sorted(unknown))}")
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
@@ -584,6 +662,8 @@ def main():
             bench_long_history(tmp, runs, rows)
         if "listings" in only:
             bench_listings(tmp, rows)
+        if "series" in only:
+            bench_series(tmp, runs, rows)
         pg = None
         if "pg" in only and os.path.isdir("/usr/lib/postgresql"):
             pg = Pg(tmp)

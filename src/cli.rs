@@ -63,6 +63,14 @@ pub enum Command {
     /// Reminder decisions: reopen the ones a clock running ahead recorded as late
     #[command(subcommand)]
     Reminders(RemindersCmd),
+    /// Why a user did (or did not) get each message about an event: every notice, reminder
+    /// decision and delivery attempt, and what the coming ticks will do
+    Explain {
+        event: i64,
+        /// The recipient, by id or email
+        #[arg(long, value_name = "USER")]
+        user: String,
+    },
     /// The reminders the coming ticks will send, and when
     Plan {
         /// How far ahead to look
@@ -289,9 +297,20 @@ pub enum EventCmd {
     },
     /// Edit an event; a new start re-arms reminders and sends `rescheduled`
     Update(EventUpdate),
-    /// Cancel an event: sends `cancelled`, no more reminders
-    Cancel { event: i64 },
-    /// List events
+    /// Cancel an event (a series: all of it), one occurrence of a series, or the rest of a
+    /// series: sends `cancelled`, no more reminders
+    Cancel {
+        event: i64,
+        /// Only this occurrence of a series: its start, RFC 3339 or local time in the event's zone
+        #[arg(long, value_name = "TIME", conflicts_with = "from")]
+        occurrence: Option<String>,
+        /// A series' occurrences from TIME on (the earlier ones stay): RFC 3339 or local time
+        /// in the event's zone
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+    },
+    /// List events; a series by its occurrences in the window (without --to, the 30 days
+    /// after --from or now)
     List {
         #[arg(long, value_name = "USER")]
         user: Option<String>,
@@ -333,6 +352,14 @@ pub struct EventAdd {
     /// Allow overlapping another scheduled event of a participant
     #[arg(long)]
     pub allow_overlap: bool,
+    /// A reminder this long before the start (repeatable, whole minutes: 10m, 1h, 1d), or
+    /// `none`; default: [reminders] offsets
+    #[arg(long = "remind", value_name = "DUR|none")]
+    pub remind: Vec<String>,
+    /// Make it a series: an RFC 5545 RRULE, e.g. FREQ=WEEKLY;COUNT=16 or
+    /// FREQ=WEEKLY;BYDAY=MO,TH;UNTIL=20301231T000000Z, read in the event's zone
+    #[arg(long, value_name = "RRULE")]
+    pub repeat: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -353,6 +380,17 @@ pub struct EventUpdate {
     pub video: Option<String>,
     #[arg(long)]
     pub allow_overlap: bool,
+    /// New reminder offsets (repeatable), `none`, or `default` ([reminders] offsets); the
+    /// reminders already sent or skipped stay so
+    #[arg(long = "remind", value_name = "DUR|none|default")]
+    pub remind: Vec<String>,
+    /// A new repeat rule (RRULE): the event becomes, or stays, a series
+    #[arg(long, value_name = "RRULE")]
+    pub repeat: Option<String>,
+    /// Move only this occurrence of a series (its start, RFC 3339 or local time in the
+    /// event's zone) to --start / --end / --duration
+    #[arg(long, value_name = "TIME")]
+    pub occurrence: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -407,7 +445,7 @@ pub enum RemindersCmd {
 pub enum ImportCmd {
     /// Users from .csv or .jsonl: email, name, timezone, locale
     Users { file: PathBuf },
-    /// Events from .csv or .jsonl: title, start, end|duration, timezone, video, participants
+    /// Events from .csv or .jsonl: title, start, end|duration, timezone, video, participants, remind
     Events {
         file: PathBuf,
         /// Send `assigned` notices to the participants

@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 pub use crate::messages::{Kind, Locale};
+use crate::recurrence::{Exception, Series};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct User {
@@ -64,6 +65,98 @@ pub struct Event {
     #[serde(with = "utc")]
     pub updated_at: DateTime<Utc>,
     pub participants: Vec<Participant>,
+    /// The event's own reminder offsets in minutes, largest first (`[]`: none); `None`:
+    /// the config's `[reminders] offsets`.
+    pub remind_offsets: Option<Vec<i64>>,
+    /// A series: its RFC 5545 rule (normalised), expanded in `timezone` from `starts_at`.
+    pub repeat_rule: Option<String>,
+    /// A series: when its last occurrence ends; `None` when it has no end.
+    #[serde(with = "utc_opt")]
+    pub series_end: Option<DateTime<Utc>>,
+    /// A series: its cancelled and moved occurrences.
+    pub exceptions: Vec<EventException>,
+    /// When the current times (or rule) were set: reminders due before are not sent.
+    #[serde(skip)]
+    pub armed_at: DateTime<Utc>,
+}
+
+impl Event {
+    pub fn is_series(&self) -> bool {
+        self.repeat_rule.is_some()
+    }
+
+    /// The series this event is, if it is one; an error (one line) when its stored rule or
+    /// zone cannot be used.
+    pub fn series(&self) -> Result<Option<Series>, String> {
+        let Some(rule) = &self.repeat_rule else {
+            return Ok(None);
+        };
+        let tz: chrono_tz::Tz = self
+            .timezone
+            .as_deref()
+            .ok_or("a series needs a time zone")?
+            .parse()
+            .map_err(|_| format!("unknown time zone '{}'", self.timezone.as_deref().unwrap_or("")))?;
+        Series::new(rule, self.starts_at, self.ends_at - self.starts_at, tz).map(Some)
+    }
+
+    /// The exceptions as the recurrence engine reads them.
+    pub fn rule_exceptions(&self) -> Vec<Exception> {
+        self.exceptions.iter().map(EventException::to_exception).collect()
+    }
+
+    /// The reminder offsets that apply (minutes): the event's own, else `default`.
+    pub fn offsets_or<'a>(&'a self, default: &'a [i64]) -> &'a [i64] {
+        self.remind_offsets.as_deref().unwrap_or(default)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExceptionStatus {
+    Cancelled,
+    Moved,
+}
+
+impl ExceptionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionStatus::Cancelled => "cancelled",
+            ExceptionStatus::Moved => "moved",
+        }
+    }
+}
+
+/// One occurrence of a series cancelled or moved, keyed by the start the rule gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventException {
+    #[serde(with = "utc")]
+    pub original_start: DateTime<Utc>,
+    pub status: ExceptionStatus,
+    /// Moved: the new times.
+    #[serde(with = "utc_opt")]
+    pub starts_at: Option<DateTime<Utc>>,
+    #[serde(with = "utc_opt")]
+    pub ends_at: Option<DateTime<Utc>>,
+    /// When it was cancelled or moved: its reminders due before are not sent.
+    #[serde(with = "utc")]
+    pub armed_at: DateTime<Utc>,
+}
+
+impl EventException {
+    pub fn to_exception(&self) -> Exception {
+        match (self.status, self.starts_at, self.ends_at) {
+            (ExceptionStatus::Moved, Some(start), Some(end)) => Exception::Moved {
+                original_start: self.original_start,
+                start,
+                end,
+            },
+            // A moved row without times is refused by the schema; read as cancelled.
+            _ => Exception::Cancelled {
+                original_start: self.original_start,
+            },
+        }
+    }
 }
 
 /// A participant of a scheduled event whose reminders may be due: what the planner
@@ -77,6 +170,17 @@ pub struct Candidate {
     pub armed_at: DateTime<Utc>,
     /// Offsets (minutes) already decided for this event start.
     pub decided: Vec<i64>,
+    /// The event's own offsets (minutes); `None`: the config's.
+    pub offsets: Option<Vec<i64>>,
+    /// An occurrence of a series: its original start (`event_start` is when it takes place).
+    pub occurrence: Option<DateTime<Utc>>,
+}
+
+impl Candidate {
+    /// The offsets that apply: the event's own, else `default`.
+    pub fn offsets_or<'a>(&'a self, default: &'a [i64]) -> &'a [i64] {
+        self.offsets.as_deref().unwrap_or(default)
+    }
 }
 
 /// An in-app notification as the inbox shows it; the JSON shape is part of the contract.
@@ -106,6 +210,8 @@ pub struct NewNotice {
     pub event_start: Option<DateTime<Utc>>,
     pub event_sequence: Option<i64>,
     pub previous_start: Option<DateTime<Utc>>,
+    /// A notice about one occurrence of a series: its original start.
+    pub occurrence_start: Option<DateTime<Utc>>,
     pub title: String,
     pub body: String,
     pub channels: Vec<Channel>,

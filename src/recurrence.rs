@@ -271,6 +271,69 @@ impl Series {
         self.raw_from(original_start).next() == Some(original_start)
     }
 
+    /// The occurrence (exceptions applied) that takes place at `start`, if one does: the
+    /// re-check of a reminder or a decision against a series that may have changed since.
+    pub fn occurrence_at(&self, start: DateTime<Utc>, exceptions: &[Exception]) -> Option<Occurrence> {
+        self.occurrences_from(start, exceptions)
+            .take_while(|o| o.start <= start)
+            .find(|o| o.start == start)
+    }
+
+    /// The occurrence the rule gives at `original_start`, as it is now: `None` when the rule
+    /// gives none there or it was cancelled; moved when it was moved.
+    pub fn occurrence_of(
+        &self,
+        original_start: DateTime<Utc>,
+        exceptions: &[Exception],
+    ) -> Option<Occurrence> {
+        if !self.contains(original_start) {
+            return None;
+        }
+        let cancelled = exceptions
+            .iter()
+            .any(|e| matches!(e, Exception::Cancelled { original_start: o } if *o == original_start));
+        if cancelled {
+            return None;
+        }
+        let moved = exceptions.iter().rev().find_map(|e| match *e {
+            Exception::Moved {
+                original_start: o,
+                start,
+                end,
+            } if o == original_start && end > start => Some(Occurrence {
+                start,
+                end,
+                original_start,
+                moved: true,
+            }),
+            _ => None,
+        });
+        Some(moved.unwrap_or(Occurrence {
+            start: original_start,
+            end: original_start + self.duration,
+            original_start,
+            moved: false,
+        }))
+    }
+
+    /// The same series cut so that its last occurrence starts before `cut` (its `COUNT` or
+    /// `UNTIL` replaced by `UNTIL` one second before `cut`): "cancel this and the following
+    /// occurrences". `None` when no occurrence would be left (`cut` at or before the first).
+    pub fn ending_before(&self, cut: DateTime<Utc>) -> Result<Option<Series>, String> {
+        if cut <= self.first_start {
+            return Ok(None);
+        }
+        let until = cut - TimeDelta::seconds(1);
+        let mut parts: Vec<String> = self
+            .rule_text
+            .split(';')
+            .filter(|p| !p.starts_with("COUNT=") && !p.starts_with("UNTIL="))
+            .map(str::to_string)
+            .collect();
+        parts.push(format!("UNTIL={}", until.format("%Y%m%dT%H%M%SZ")));
+        Series::new(&parts.join(";"), self.first_start, self.duration, self.tz).map(Some)
+    }
+
     /// When the rule's last occurrence ends, for a bounded rule; `None` when open-ended.
     /// Exceptions are not applied: a moved occurrence may end later, a cancelled last one
     /// does not move the bound.
@@ -1460,6 +1523,42 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(e.contains("clocks go back"), "{e}");
+    }
+
+    #[test]
+    fn ending_before_keeps_the_earlier_occurrences_and_wall_clock() {
+        // Weekly 09:30 Paris from Monday 2030-03-18, across the spring-forward change.
+        let s = Series::new("FREQ=WEEKLY;COUNT=16", utc("2030-03-18T08:30:00Z"), hour(), Paris)
+            .expect("a series");
+        let cut = utc("2030-04-08T07:30:00Z");
+        let cut_series = s.ending_before(cut).expect("valid").expect("some left");
+        assert_eq!(cut_series.rule(), "FREQ=WEEKLY;UNTIL=20300408T072959Z");
+        let all = |s: &Series| {
+            starts(&s.occurrences(utc("2030-01-01T00:00:00Z"), utc("2031-01-01T00:00:00Z"), &[]))
+        };
+        assert_eq!(
+            all(&cut_series),
+            [
+                utc("2030-03-18T08:30:00Z"),
+                utc("2030-03-25T08:30:00Z"),
+                utc("2030-04-01T07:30:00Z"),
+            ]
+        );
+        assert_eq!(cut_series.end(), Some(utc("2030-04-01T08:30:00Z")));
+        // Open-ended rules get an end; a cut at the first start leaves nothing.
+        let open = Series::new(
+            "FREQ=WEEKLY;BYDAY=MO,TH",
+            utc("2030-03-18T08:30:00Z"),
+            hour(),
+            Paris,
+        )
+        .expect("a series");
+        let cut_open = open.ending_before(utc("2030-03-22T00:00:00Z")).unwrap().unwrap();
+        assert_eq!(
+            all(&cut_open),
+            [utc("2030-03-18T08:30:00Z"), utc("2030-03-21T08:30:00Z")]
+        );
+        assert!(open.ending_before(utc("2030-03-18T08:30:00Z")).unwrap().is_none());
     }
 
     /// A tiny deterministic generator, so the property test needs no extra crate.

@@ -49,11 +49,14 @@ pub struct Decision {
     pub user_id: i64,
     pub offset_minutes: i64,
     pub event_start: DateTime<Utc>,
+    /// An occurrence of a series: its original start.
+    pub occurrence: Option<DateTime<Utc>>,
     pub due_at: DateTime<Utc>,
     pub action: Action,
 }
 
-/// What to do now for one candidate. `offsets` are in minutes, in any order.
+/// What to do now for one candidate. `offsets` are in minutes, in any order: the event's
+/// own (`Candidate::offsets_or`), else the config's.
 pub fn decide(c: &Candidate, offsets: &[i64], grace: TimeDelta, now: DateTime<Utc>) -> Vec<Decision> {
     let started = now >= c.event_start;
     let mut due: Vec<i64> = offsets
@@ -85,6 +88,7 @@ pub fn decide(c: &Candidate, offsets: &[i64], grace: TimeDelta, now: DateTime<Ut
                 user_id: c.user_id,
                 offset_minutes: offset,
                 event_start: c.event_start,
+                occurrence: c.occurrence,
                 due_at,
                 action,
             }
@@ -139,6 +143,8 @@ mod tests {
             event_start: t(start),
             armed_at: t(armed),
             decided: decided.to_vec(),
+            offsets: None,
+            occurrence: None,
         }
     }
 

@@ -154,27 +154,52 @@ impl EmailSender {
         let body = match (kind, &item.event) {
             (Kind::Custom, _) | (_, None) => alternative,
             (_, Some(event)) => {
-                let method = if kind == Kind::Cancelled {
+                // The rest of a series cancelled (`event cancel --from`): the occurrence the
+                // notice is about lies past the rule's new end, and calendars follow the
+                // series as it now is (a CANCEL for that one occurrence would leave the
+                // ones after it in place).
+                let rest_cancelled = match (&event.series, event.occurrence) {
+                    (Some(s), Some(original)) if kind == Kind::Cancelled => {
+                        !s.series.contains(original)
+                            && s.series.occurrences_from(original, &[]).next().is_none()
+                    }
+                    _ => false,
+                };
+                let method = if kind == Kind::Cancelled && !rest_cancelled {
                     ics::Method::Cancel
                 } else {
                     ics::Method::Request
                 };
-                let calendar = ics::build(
-                    &ics::IcsInput {
-                        uid: &format!("event-{}@{}", event.id, self.domain),
-                        sequence: event.sequence,
-                        title: &event.title,
-                        description: &text,
-                        starts_at: event.starts_at,
-                        ends_at: event.ends_at,
-                        video_url: event.video_url.as_deref(),
-                        organizer_email: self.from.email.as_ref(),
-                        attendee_email: &item.recipient.email,
-                        attendee_name: &item.recipient.name,
-                        stamp: item.now,
-                    },
-                    method,
-                );
+                let input = ics::IcsInput {
+                    uid: &format!("event-{}@{}", event.id, self.domain),
+                    sequence: event.sequence,
+                    title: &event.title,
+                    description: &text,
+                    starts_at: event.starts_at,
+                    ends_at: event.ends_at,
+                    video_url: event.video_url.as_deref(),
+                    organizer_email: self.from.email.as_ref(),
+                    attendee_email: &item.recipient.email,
+                    attendee_name: &item.recipient.name,
+                    stamp: item.now,
+                };
+                // A series goes as its rule (calendars keep a weekly 09:30 at 09:30), with
+                // its exceptions; a change to one occurrence as that occurrence only.
+                let calendar = match &event.series {
+                    Some(s) => ics::build_series(
+                        &input,
+                        &ics::SeriesIcs {
+                            series: &s.series,
+                            exceptions: &s.exceptions,
+                            scope: match event.occurrence {
+                                Some(original) if !rest_cancelled => ics::Scope::Occurrence(original),
+                                _ => ics::Scope::Series,
+                            },
+                        },
+                        method,
+                    ),
+                    None => ics::build(&input, method),
+                };
                 let content_type = ContentType::parse(&format!(
                     "text/calendar; charset=utf-8; method={}",
                     method.as_str()

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::messages::{Kind, Rendered};
 use crate::model::EventStatus;
+use crate::recurrence::{Exception, Series};
 
 /// Who a message goes to.
 #[derive(Debug, Clone)]
@@ -50,6 +51,18 @@ pub struct EventRef {
     /// iCalendar SEQUENCE: calendars keep the version with the highest.
     pub sequence: i64,
     pub video_url: Option<String>,
+    /// A recurring series: the invitation carries its rule and exceptions.
+    pub series: Option<SeriesRef>,
+    /// A change to one occurrence of the series (moved, cancelled): its original start, the
+    /// RECURRENCE-ID the invitation is about.
+    pub occurrence: Option<DateTime<Utc>>,
+}
+
+/// A series as a calendar invitation needs it.
+#[derive(Debug, Clone)]
+pub struct SeriesRef {
+    pub series: Series,
+    pub exceptions: Vec<Exception>,
 }
 
 /// One delivery, rendered for its recipient, ready for a channel.

@@ -4,8 +4,8 @@ use serde_json::json;
 
 use crate::cli::{EventAdd, EventCmd, EventUpdate};
 use crate::input::{parse_time, parse_tz, rfc3339};
-use crate::model::Event;
-use crate::service::booking::{self, EventDraft};
+use crate::model::ExceptionStatus;
+use crate::service::booking::{self, EventDraft, EventView};
 use crate::service::EventFilter;
 use crate::Ctx;
 
@@ -36,12 +36,68 @@ pub fn run(ctx: &Ctx, cmd: EventCmd) -> anyhow::Result<()> {
             Ok(())
         }
         EventCmd::Update(u) => update(ctx, u),
-        EventCmd::Cancel { event } => {
+        EventCmd::Cancel {
+            event,
+            occurrence: None,
+            from: Some(from),
+        } => {
+            let rest = ctx.service()?.cancel_from(event, &from)?;
+            let e = &rest.event;
+            let human = if rest.whole_series {
+                format!(
+                    "cancelled series {} ({} participants notified)",
+                    e.id, rest.notified
+                )
+            } else {
+                format!(
+                    "cancelled the occurrences of event {} from {} on; the series now ends at {} ({} participants notified)",
+                    e.id,
+                    rfc3339(rest.from.start),
+                    e.series_end.map_or("-".to_string(), rfc3339),
+                    rest.notified
+                )
+            };
+            super::created(
+                ctx,
+                json!({"id": e.id, "status": e.status, "repeat_rule": e.repeat_rule,
+                       "series_end": e.series_end.map(rfc3339),
+                       "from": {"original_start": rfc3339(rest.from.original_start),
+                                "starts_at": rfc3339(rest.from.start)},
+                       "notified": rest.notified}),
+                human,
+            );
+            Ok(())
+        }
+        EventCmd::Cancel {
+            event,
+            occurrence: None,
+            from: None,
+        } => {
             let (e, n) = ctx.service()?.cancel_event(event)?;
+            let what = if e.is_series() { "series" } else { "event" };
             super::created(
                 ctx,
                 json!({"id": e.id, "status": "cancelled", "notified": n}),
-                format!("cancelled event {} ({n} participants notified)", e.id),
+                format!("cancelled {what} {} ({n} participants notified)", e.id),
+            );
+            Ok(())
+        }
+        EventCmd::Cancel {
+            event,
+            occurrence: Some(occurrence),
+            ..
+        } => {
+            let (e, o, n) = ctx.service()?.cancel_occurrence(event, &occurrence)?;
+            super::created(
+                ctx,
+                json!({"id": e.id, "status": e.status, "occurrence": {
+                    "original_start": rfc3339(o.original_start), "starts_at": rfc3339(o.start),
+                    "status": "cancelled"}, "notified": n}),
+                format!(
+                    "cancelled the occurrence of event {} at {} ({n} participants notified)",
+                    e.id,
+                    rfc3339(o.start)
+                ),
             );
             Ok(())
         }
@@ -53,8 +109,8 @@ pub fn run(ctx: &Ctx, cmd: EventCmd) -> anyhow::Result<()> {
             tz,
         } => list(ctx, user, from, to, all, tz),
         EventCmd::Show { event } => {
-            let e = ctx.service()?.event(event)?;
-            show(ctx, &e);
+            let view = ctx.service()?.event_view(event)?;
+            show(ctx, &view);
             Ok(())
         }
     }
@@ -69,11 +125,15 @@ fn add(ctx: &Ctx, a: EventAdd) -> anyhow::Result<()> {
         timezone: a.tz,
         video: a.video,
         participants: a.participants,
+        remind: a.remind,
+        repeat: a.repeat,
     };
     let event = ctx.service()?.add_event(&draft, a.allow_overlap)?;
     super::created(
         ctx,
-        json!({"id": event.id, "starts_at": rfc3339(event.starts_at), "ends_at": rfc3339(event.ends_at), "video_url": event.video_url}),
+        json!({"id": event.id, "starts_at": rfc3339(event.starts_at), "ends_at": rfc3339(event.ends_at),
+               "video_url": event.video_url, "remind_offsets": event.remind_offsets,
+               "repeat_rule": event.repeat_rule, "series_end": event.series_end.map(rfc3339)}),
         event.id.to_string(),
     );
     Ok(())
@@ -88,21 +148,35 @@ fn update(ctx: &Ctx, u: EventUpdate) -> anyhow::Result<()> {
         timezone: u.tz,
         video: u.video,
         allow_overlap: u.allow_overlap,
+        remind: u.remind,
+        repeat: u.repeat,
+        occurrence: u.occurrence,
     };
     let booked = ctx.service()?.update_event(u.event, &changes)?;
     let event = &booked.event;
+    let occurrence = booked.occurrence.map(|o| {
+        json!({"original_start": rfc3339(o.original_start), "starts_at": rfc3339(o.start), "ends_at": rfc3339(o.end)})
+    });
+    let human = match (&booked.occurrence, booked.moved) {
+        (Some(o), true) => format!(
+            "the occurrence of event {} at {} moved to {} (participants notified)",
+            event.id,
+            rfc3339(o.original_start),
+            rfc3339(o.start)
+        ),
+        (None, true) => format!(
+            "event {} moved to {} (participants notified)",
+            event.id,
+            rfc3339(event.starts_at)
+        ),
+        (_, false) => format!("event {} updated", event.id),
+    };
     super::created(
         ctx,
-        json!({"id": event.id, "starts_at": rfc3339(event.starts_at), "ends_at": rfc3339(event.ends_at), "rescheduled": booked.moved}),
-        if booked.moved {
-            format!(
-                "event {} moved to {} (participants notified)",
-                event.id,
-                rfc3339(event.starts_at)
-            )
-        } else {
-            format!("event {} updated", event.id)
-        },
+        json!({"id": event.id, "starts_at": rfc3339(event.starts_at), "ends_at": rfc3339(event.ends_at),
+               "rescheduled": booked.moved, "remind_offsets": event.remind_offsets,
+               "repeat_rule": event.repeat_rule, "occurrence": occurrence}),
+        human,
     );
     Ok(())
 }
@@ -132,17 +206,27 @@ fn list(
         "START (UTC)",
         "END (UTC)",
         "STATUS",
+        "REPEAT",
         "TITLE",
         "PARTICIPANTS",
     ]);
-    service.list_events(&filter, &mut |e| {
-        match e {
-            Ok(e) => listing.item(&e, || {
+    service.list_events(&filter, &mut |listed| {
+        match listed {
+            Ok(listed) => listing.item(&listed, || {
+                let e = &listed.event;
+                let repeat = match &listed.occurrence {
+                    Some(o) if o.moved => {
+                        format!("series (moved from {})", rfc3339(o.original_start))
+                    }
+                    Some(_) => "series".to_string(),
+                    None => "-".to_string(),
+                };
                 vec![
                     e.id.to_string(),
                     rfc3339(e.starts_at),
                     rfc3339(e.ends_at),
                     e.status.as_str().to_string(),
+                    repeat,
                     crate::output::cell(&e.title, 40),
                     crate::output::cell(
                         &e.participants
@@ -162,11 +246,12 @@ fn list(
     Ok(())
 }
 
-fn show(ctx: &Ctx, e: &Event) {
+fn show(ctx: &Ctx, view: &EventView) {
     if ctx.out.json {
-        ctx.out.json(e);
+        ctx.out.json(view);
         return;
     }
+    let e = &view.event;
     ctx.out.line(format!("id:        {}", e.id));
     ctx.out.line(format!("title:     {}", e.title));
     ctx.out.line(format!("status:    {}", e.status.as_str()));
@@ -177,6 +262,36 @@ fn show(ctx: &Ctx, e: &Event) {
     ctx.out
         .line(format!("video:     {}", e.video_url.as_deref().unwrap_or("-")));
     ctx.out.line(format!("sequence:  {}", e.sequence));
+    let source = if view.own_offsets { "" } else { " (default)" };
+    ctx.out.line(format!(
+        "reminders: {}{source}",
+        booking::offsets_text(&view.offsets)
+    ));
+    if let Some(rule) = &e.repeat_rule {
+        ctx.out.line(format!("repeat:    {rule}"));
+        ctx.out.line(format!(
+            "ends:      {}",
+            e.series_end.map_or("never".to_string(), rfc3339)
+        ));
+        for x in &e.exceptions {
+            let what = match (x.starts_at, x.ends_at) {
+                (Some(s), Some(end)) if x.status == ExceptionStatus::Moved => {
+                    format!("moved to {} - {}", rfc3339(s), rfc3339(end))
+                }
+                _ => "cancelled".to_string(),
+            };
+            ctx.out
+                .line(format!("occurrence {}: {what}", rfc3339(x.original_start)));
+        }
+        for o in &view.next {
+            ctx.out.line(format!(
+                "next:      {} - {}{}",
+                rfc3339(o.starts_at),
+                rfc3339(o.ends_at),
+                if o.moved { " (moved)" } else { "" }
+            ));
+        }
+    }
     for p in &e.participants {
         ctx.out
             .line(format!("participant: {} <{}> ({})", p.name, p.email, p.role));

@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod demo;
 pub mod docs;
 pub mod event;
+pub mod explain;
 pub mod import;
 pub mod inbox;
 pub mod init;
@@ -28,6 +29,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::CheckReminders(args) => tick::run(ctx, &args),
         Command::Plan { next } => plan::run(ctx, &next),
         Command::Prefs(cmd) => prefs::run(ctx, cmd),
+        Command::Explain { event, user } => explain::run(ctx, event, &user),
         Command::Reminders(cmd) => reminders::run(ctx, cmd),
         Command::Send {
             user,

@@ -1,8 +1,9 @@
 //! The service's side of the outbox loop: re-checking a claimed delivery against the data
-//! as it is now (a reminder for a moved or cancelled event is dropped, one that can no
-//! longer arrive in time expires, a channel the recipient turned off since is superseded,
-//! a message that is not urgent waits for the end of the recipient's quiet hours),
-//! rendering it for its recipient, and building the channels' senders from the settings.
+//! as it is now (a reminder for a moved or cancelled event, or for an occurrence of a series
+//! that no longer takes place at its start, is dropped; one that can no longer arrive in
+//! time expires; a channel the recipient turned off since is superseded; a message that is
+//! not urgent waits for the end of the recipient's quiet hours), rendering it for its
+//! recipient, and building the channels' senders from the settings.
 //!
 //! Quiet hours are decided here, when a message is about to go, not when its notice is
 //! created: the hours then in force decide (a user may change them meanwhile, and
@@ -16,14 +17,14 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use super::notices::{message_context, preference, unusable, user_preferences, About};
+use super::notices::{message_context, preference, shown_times, unusable, user_preferences, About};
 use super::report::Reporter;
 use super::user_tz;
 use crate::channels::email::EmailSender;
 use crate::channels::ntfy::NtfySender;
 use crate::channels::sms::SmsSender;
 use crate::channels::webhook::WebhookSender;
-use crate::channels::{EventRef, Outgoing, Recipient, Sender};
+use crate::channels::{EventRef, Outgoing, Recipient, Sender, SeriesRef};
 use crate::config::{Config, Transport};
 use crate::messages::{Kind, Templates};
 use crate::messages::{MessageContext, Rendered};
@@ -53,15 +54,80 @@ pub fn stale(
     if !event.participants.iter().any(|p| p.user_id == user_id) {
         return drop("superseded", "the recipient is no longer a participant");
     }
-    if d.kind == "reminder" {
-        if d.notice_event_start != Some(event.starts_at) {
-            return drop("superseded", "the event was moved");
+    let series = match event.series() {
+        Ok(series) => series,
+        Err(_) => return drop("superseded", "the series' repeat rule cannot be read"),
+    };
+    let exceptions = event.rule_exceptions();
+    // What happened to the occurrence a notice is about, if it no longer takes place.
+    let occurrence_gone = |original: DateTime<Utc>| match &series {
+        Some(s) if s.occurrence_of(original, &exceptions).is_none() => {
+            drop("superseded", "the occurrence was cancelled")
         }
-        if now >= event.starts_at {
+        _ => drop("superseded", "the occurrence was moved"),
+    };
+    if d.kind == "reminder" {
+        // Still a start of this event as it is now: its start, or an occurrence taking
+        // place then (the same one).
+        let Some(start) = d.notice_event_start else {
+            return drop("superseded", "the event was moved");
+        };
+        match &series {
+            None if start != event.starts_at => return drop("superseded", "the event was moved"),
+            None => {}
+            Some(s) => match (s.occurrence_at(start, &exceptions), d.occurrence_start) {
+                (Some(o), Some(original)) if o.original_start == original => {}
+                (_, Some(original)) => return occurrence_gone(original),
+                (_, None) => return drop("superseded", "the event became a series"),
+            },
+        }
+        if now >= start {
             return drop("expired", "the event started before the reminder could go out");
         }
     }
+    if let (Some(s), Some(original)) = (&series, d.occurrence_start) {
+        if d.kind == "rescheduled" && s.occurrence_of(original, &exceptions).is_none() {
+            return drop("superseded", "the occurrence was cancelled");
+        }
+    }
     None
+}
+
+/// The times a message about `event` shows: a notice about one occurrence shows that
+/// occurrence (at the start the notice was about); a series' other notices its next
+/// occurrence; a single event its own times.
+fn message_times(d: &ClaimedDelivery, event: &Event, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    match (d.occurrence_start, d.notice_event_start, event.series()) {
+        (Some(original), Some(start), Ok(Some(series))) => {
+            let length = series
+                .occurrence_of(original, &event.rule_exceptions())
+                .map_or(series.duration(), |o| o.end - o.start);
+            (start, start + length)
+        }
+        _ => shown_times(event, None, now),
+    }
+}
+
+/// The event as a channel needs it: for a series, its rule and exceptions, and the
+/// occurrence a change is about (a moved or cancelled one).
+fn event_ref(event: &Event, d: &ClaimedDelivery, kind: Kind, now: DateTime<Utc>) -> EventRef {
+    let (starts_at, ends_at) = message_times(d, event, now);
+    EventRef {
+        id: event.id,
+        title: event.title.clone(),
+        starts_at,
+        ends_at,
+        status: event.status,
+        sequence: event.sequence,
+        video_url: event.video_url.clone(),
+        series: event.series().ok().flatten().map(|series| SeriesRef {
+            series,
+            exceptions: event.rule_exceptions(),
+        }),
+        occurrence: d
+            .occurrence_start
+            .filter(|_| matches!(kind, Kind::Rescheduled | Kind::Cancelled)),
+    }
 }
 
 /// Why a channel no longer carries this recipient's message, if it does not: switched
@@ -257,6 +323,7 @@ impl Deliverer for TickDeliverer<'_> {
             agenda: day_events
                 .as_ref()
                 .map(|(date, events)| (*date, events.as_slice())),
+            times: event.as_ref().map(|e| message_times(d, e, now)),
         };
         let context = message_context(self.config, self.reporter, &user, &about);
         let message = Outgoing {
@@ -275,15 +342,7 @@ impl Deliverer for TickDeliverer<'_> {
             created_at: d.created_at,
             offset_minutes: d.offset_minutes,
             event_id: d.event_id,
-            event: event.as_ref().map(|e| EventRef {
-                id: e.id,
-                title: e.title.clone(),
-                starts_at: e.starts_at,
-                ends_at: e.ends_at,
-                status: e.status,
-                sequence: e.sequence,
-                video_url: e.video_url.clone(),
-            }),
+            event: event.as_ref().map(|e| event_ref(e, d, kind, now)),
             // Rendered by the worker that sends it.
             rendered: Rendered::default(),
             now,

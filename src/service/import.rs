@@ -156,14 +156,14 @@ struct Row {
 struct Columns {
     known: &'static [&'static str],
     required: &'static [&'static str],
-    /// Held as a list: a JSON array, or in CSV one cell separated by `;`.
-    list: Option<&'static str>,
+    /// Held as lists: a JSON array, or in CSV one cell separated by `;`.
+    lists: &'static [&'static str],
 }
 
 const USER_COLUMNS: Columns = Columns {
     known: &["email", "name", "timezone", "locale"],
     required: &["email", "name"],
-    list: None,
+    lists: &[],
 };
 
 const EVENT_COLUMNS: Columns = Columns {
@@ -175,9 +175,10 @@ const EVENT_COLUMNS: Columns = Columns {
         "timezone",
         "video",
         "participants",
+        "remind",
     ],
     required: &["title", "start"],
-    list: Some("participants"),
+    lists: &["participants", "remind"],
 };
 
 impl Row {
@@ -276,7 +277,7 @@ fn csv_rows(path: &Path, file: File, columns: &'static Columns) -> anyhow::Resul
             columns.known.join(", ")
         )));
     }
-    let list = columns.list;
+    let lists = columns.lists;
     Ok(Box::new(reader.into_records().filter_map(move |record| {
         let record = match record {
             Ok(r) => r,
@@ -301,7 +302,7 @@ fn csv_rows(path: &Path, file: File, columns: &'static Columns) -> anyhow::Resul
                         format!("a value in column {} which has no name in the header", i + 1),
                     )))
                 }
-                Some(name) if Some(name) == list => {
+                Some(name) if lists.contains(&name) => {
                     fields.insert(name.to_string(), Value::List(split_list(cell)));
                 }
                 Some(name) => {
@@ -354,7 +355,7 @@ fn json_row(line: usize, text: &str, columns: &Columns) -> Result<Row, BadRow> {
         let value = match v {
             serde_json::Value::Null => continue,
             serde_json::Value::String(s) => Value::Text(s),
-            serde_json::Value::Array(items) if Some(*name) == columns.list => Value::List(
+            serde_json::Value::Array(items) if columns.lists.contains(name) => Value::List(
                 items
                     .into_iter()
                     .map(|i| match i {
@@ -396,6 +397,9 @@ fn event_draft(row: &Row) -> Result<EventDraft, BadRow> {
         timezone: row.text("timezone")?,
         video: row.text("video")?.unwrap_or_else(|| "auto".into()),
         participants: row.list("participants"),
+        // `none`, or offsets: in CSV one cell separated by `;`, in JSON an array.
+        remind: row.list("remind"),
+        repeat: None,
     })
 }
 
@@ -545,6 +549,9 @@ impl Service {
             let mut refused = Problems::default();
             let mut ids = Vec::new();
             let mut cache = UserCache::new();
+            // The double-booking checks below and the writes are one step for other
+            // bookings (PostgreSQL: their table lock; SQLite: the write lock already).
+            ops.guard_bookings(false)?;
             // Our rows are already checked and canonical: let the backend skip the
             // per-row work it does for rows others write.
             ops.bulk_writes(true)?;

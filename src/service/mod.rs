@@ -8,17 +8,21 @@
 //! and apply reminders, deliver the outbox, heartbeat), `delivery` (re-check and render a
 //! claimed delivery, the channels' senders), `health` (`status` and `config check`),
 //! `plan`, `import` (files into booking), `maintenance` (prune, re-queue), `monitor` (what
-//! monitoring sees of a tick: heartbeat pings and the metrics file).
+//! monitoring sees of a tick: heartbeat pings and the metrics file), `occurrences` (the
+//! reminder candidates of recurring series), `explain` (every decision about one event and
+//! recipient).
 
 pub mod agenda;
 pub mod booking;
 pub mod delivery;
+pub mod explain;
 pub mod health;
 pub mod import;
 pub mod inbox;
 pub mod maintenance;
 pub mod monitor;
 pub mod notices;
+pub mod occurrences;
 pub mod plan;
 pub mod prefs;
 pub mod report;

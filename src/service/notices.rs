@@ -15,6 +15,7 @@ use crate::config::{Config, Transport};
 use crate::messages::{AgendaInfo, EventInfo, MessageContext, Templates};
 use crate::model::{Channel, Event, Kind, NewNotice, User};
 use crate::preferences::{self, Choice};
+use crate::recurrence::Occurrence;
 use crate::store::{Ops, Preference};
 
 /// What a notice is about.
@@ -30,15 +31,53 @@ pub struct About<'a> {
     pub custom: Option<(&'a str, &'a str)>,
     /// Agenda notices: the day and its events.
     pub agenda: Option<(NaiveDate, &'a [Event])>,
+    /// The times to show instead of the event's: one occurrence of a series, or the next.
+    pub times: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
-/// What a message says about one event, for `user`.
-fn event_info(e: &Event, user: &User, previous_start: Option<DateTime<Utc>>) -> EventInfo {
+/// What an event notice says beyond its kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoticeDetail {
+    /// Reminders: how long before the start.
+    pub offset_minutes: Option<i64>,
+    /// Rescheduled: the start before the move.
+    pub previous_start: Option<DateTime<Utc>>,
+    /// A notice about one occurrence of a series, as it takes place (or took place, for a
+    /// cancelled one).
+    pub occurrence: Option<Occurrence>,
+}
+
+/// The times a notice about `event` shows: the occurrence's; for a series as a whole, its
+/// next occurrence from `now` on (else its first); else the event's.
+pub fn shown_times(
+    event: &Event,
+    occurrence: Option<&Occurrence>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    if let Some(o) = occurrence {
+        return (o.start, o.end);
+    }
+    if let Ok(Some(series)) = event.series() {
+        if let Some(next) = series.occurrences_from(now, &event.rule_exceptions()).next() {
+            return (next.start, next.end);
+        }
+    }
+    (event.starts_at, event.ends_at)
+}
+
+/// What a message says about one event, for `user`; `times` replaces the event's own (one
+/// occurrence of a series, or its next).
+fn event_info(
+    e: &Event,
+    user: &User,
+    previous_start: Option<DateTime<Utc>>,
+    times: Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> EventInfo {
     EventInfo {
         id: e.id,
         title: e.title.clone(),
-        starts_at: e.starts_at,
-        ends_at: e.ends_at,
+        starts_at: times.map_or(e.starts_at, |t| t.0),
+        ends_at: times.map_or(e.ends_at, |t| t.1),
         previous_starts_at: previous_start,
         video_url: e.video_url.clone(),
         role: e
@@ -64,6 +103,7 @@ pub fn message_context(config: &Config, reporter: &Reporter, user: &User, about:
         previous_start,
         custom,
         agenda,
+        times,
     } = *about;
     if let Some(problem) = user_setting_problem(user) {
         reporter.note(problem);
@@ -74,7 +114,7 @@ pub fn message_context(config: &Config, reporter: &Reporter, user: &User, about:
         tz: user_tz(config, user),
         recipient_name: user.name.clone(),
         recipient_email: user.email.clone(),
-        event: event.map(|e| event_info(e, user, previous_start)),
+        event: event.map(|e| event_info(e, user, previous_start, times)),
         offset_minutes,
         custom_title: custom.map(|c| c.0.to_string()),
         custom_body: custom.map(|c| c.1.to_string()),
@@ -83,7 +123,7 @@ pub fn message_context(config: &Config, reporter: &Reporter, user: &User, about:
             .then(|| config.email.unsubscribe_url.clone()),
         agenda: agenda.map(|(date, events)| AgendaInfo {
             date,
-            events: events.iter().map(|e| event_info(e, user, None)).collect(),
+            events: events.iter().map(|e| event_info(e, user, None, None)).collect(),
         }),
     }
 }
@@ -240,6 +280,7 @@ impl<'a> Notifier<'a> {
             previous_start: None,
             custom: None,
             agenda: Some((date, events)),
+            times: None,
         };
         let mc = message_context(self.config, self.reporter, user, &about);
         let (title, body) = self.templates.render_inbox(&mc)?;
@@ -257,6 +298,7 @@ impl<'a> Notifier<'a> {
                 body,
                 channels,
                 agenda_date: Some(date),
+                occurrence_start: None,
             },
             self.now,
         )
@@ -273,13 +315,32 @@ impl<'a> Notifier<'a> {
         offset_minutes: Option<i64>,
         previous_start: Option<DateTime<Utc>>,
     ) -> anyhow::Result<Option<i64>> {
+        let detail = NoticeDetail {
+            offset_minutes,
+            previous_start,
+            occurrence: None,
+        };
+        self.event_notice_with(ops, event, user, kind, &detail)
+    }
+
+    /// [`Notifier::event_notice`], for one occurrence of a series when `detail` says so:
+    /// the notice is keyed and shown by the occurrence's start.
+    pub fn event_notice_with(
+        &self,
+        ops: &mut dyn Ops,
+        event: &Event,
+        user: &User,
+        kind: Kind,
+        detail: &NoticeDetail,
+    ) -> anyhow::Result<Option<i64>> {
         let about = About {
             kind,
             event: Some(event),
-            offset_minutes,
-            previous_start,
+            offset_minutes: detail.offset_minutes,
+            previous_start: detail.previous_start,
             custom: None,
             agenda: None,
+            times: Some(shown_times(event, detail.occurrence.as_ref(), self.now)),
         };
         let mc = message_context(self.config, self.reporter, user, &about);
         let (title, body) = self.templates.render_inbox(&mc)?;
@@ -289,10 +350,11 @@ impl<'a> Notifier<'a> {
                 user_id: user.id,
                 kind,
                 event_id: Some(event.id),
-                offset_minutes,
-                event_start: Some(event.starts_at),
+                offset_minutes: detail.offset_minutes,
+                event_start: Some(detail.occurrence.map_or(event.starts_at, |o| o.start)),
                 event_sequence: (kind != Kind::Reminder).then_some(event.sequence),
-                previous_start,
+                previous_start: detail.previous_start,
+                occurrence_start: detail.occurrence.map(|o| o.original_start),
                 title,
                 body,
                 channels,
@@ -310,15 +372,27 @@ impl<'a> Notifier<'a> {
         kind: Kind,
         previous_start: Option<DateTime<Utc>>,
     ) -> anyhow::Result<usize> {
+        let detail = NoticeDetail {
+            previous_start,
+            ..NoticeDetail::default()
+        };
+        self.notify_participants_with(ops, event, kind, &detail)
+    }
+
+    /// [`Notifier::notify_participants`] with the details of [`Notifier::event_notice_with`].
+    pub fn notify_participants_with(
+        &self,
+        ops: &mut dyn Ops,
+        event: &Event,
+        kind: Kind,
+        detail: &NoticeDetail,
+    ) -> anyhow::Result<usize> {
         let mut n = 0;
         for p in &event.participants {
             let Some(user) = ops.user(p.user_id)? else {
                 continue;
             };
-            if self
-                .event_notice(ops, event, &user, kind, None, previous_start)?
-                .is_some()
-            {
+            if self.event_notice_with(ops, event, &user, kind, detail)?.is_some() {
                 n += 1;
             }
         }
@@ -342,6 +416,7 @@ impl<'a> Notifier<'a> {
             previous_start: None,
             custom: Some((title, body)),
             agenda: None,
+            times: None,
         };
         let mc = message_context(self.config, self.reporter, user, &about);
         self.templates.render(&mc)?;
@@ -355,6 +430,7 @@ impl<'a> Notifier<'a> {
                 event_start: None,
                 event_sequence: None,
                 previous_start: None,
+                occurrence_start: None,
                 title: title.to_string(),
                 body: body.to_string(),
                 channels,

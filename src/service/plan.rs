@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
+use super::occurrences::{series_page, SeriesWindow};
 use super::Service;
 use crate::model::User;
 use crate::reminders::{self, Action};
+use crate::store::CandidateWindow;
 
 /// One thing the coming ticks will do, in time order. Every JSON object has `what`
 /// (`reminder`, `agenda` or `held`) and `at`; the rest depends on `what`.
@@ -57,6 +59,9 @@ pub struct PlannedReminder {
     pub user_id: i64,
     pub user_email: String,
     pub offset_minutes: i64,
+    /// An occurrence of a series: its original start (`event_start` is when it takes place).
+    #[serde(with = "crate::model::utc_opt")]
+    pub occurrence_start: Option<DateTime<Utc>>,
     pub action: &'static str,
     pub reason: Option<&'static str>,
     /// The event's start in the recipient's zone, e.g. `2030-03-10 10:30 CET`.
@@ -84,9 +89,9 @@ impl Ord for Pending {
     }
 }
 impl Pending {
-    fn key(&self) -> (DateTime<Utc>, i64, i64, i64) {
+    fn key(&self) -> (DateTime<Utc>, i64, DateTime<Utc>, i64, i64) {
         let d = &self.0;
-        (d.due_at, d.event_id, d.user_id, -d.offset_minutes)
+        (d.due_at, d.event_id, d.event_start, d.user_id, -d.offset_minutes)
     }
 }
 
@@ -104,28 +109,56 @@ impl Service {
         let now = self.now();
         let until = now + horizon;
         let offsets = self.config.offsets_minutes();
-        let max_offset = TimeDelta::minutes(offsets.iter().copied().max().unwrap_or(0));
+        let config_max = offsets.iter().copied().max().unwrap_or(0);
+        let own_max = self
+            .store
+            .largest_own_offset(now - TimeDelta::seconds(1))?
+            .unwrap_or(0);
+        let max_offset = TimeDelta::minutes(config_max.max(own_max));
         let grace = self.config.reminders.grace.0;
         let mut users: HashMap<i64, Option<User>> = HashMap::new();
         let mut heap = std::collections::BinaryHeap::new();
+        // The series' occurrences first, all of them in the horizon (a series is not read
+        // in start order): then the single events stream in start order past them.
+        let series_window = SeriesWindow {
+            after: now - TimeDelta::seconds(1),
+            until,
+            lead: Some(&offsets),
+        };
+        let mut series_cursor = None;
+        loop {
+            let (candidates, next) =
+                series_page(self.store.ops(), &self.reporter, &series_window, series_cursor)?;
+            for c in &candidates {
+                heap.extend(
+                    reminders::forecast(c, c.offsets_or(&offsets), grace, now, until)
+                        .into_iter()
+                        .map(Pending),
+                );
+            }
+            series_cursor = next;
+            if series_cursor.is_none() {
+                break;
+            }
+        }
+        let window = CandidateWindow {
+            after: now - TimeDelta::seconds(1),
+            until,
+            lead: Some(config_max),
+        };
         let mut cursor = None;
         loop {
-            // Events that start within the horizon plus the largest offset can have a
+            // Events that start within the horizon plus their largest offset can have a
             // reminder moment inside the horizon; the started ones are only recorded, as
             // the tick does.
-            let page = self.store.reminder_candidates(
-                now - TimeDelta::seconds(1),
-                until + max_offset,
-                cursor.as_ref(),
-                PAGE,
-            )?;
+            let page = self.store.reminder_candidates(&window, cursor.as_ref(), PAGE)?;
             for b in &page.broken {
                 self.reporter.broken(b);
             }
             let next_start = page.candidates.last().map(|c| c.event_start);
             for c in &page.candidates {
                 heap.extend(
-                    reminders::forecast(c, &offsets, grace, now, until)
+                    reminders::forecast(c, c.offsets_or(&offsets), grace, now, until)
                         .into_iter()
                         .map(Pending),
                 );
@@ -189,6 +222,7 @@ fn planned(config: &crate::config::Config, d: &reminders::Decision, user: &User)
         user_id: d.user_id,
         user_email: user.email.clone(),
         offset_minutes: d.offset_minutes,
+        occurrence_start: d.occurrence,
         action: match d.action {
             Action::Send => "send",
             Action::Skip(_) => "skip",

@@ -10,14 +10,16 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::delivery::{Senders, TickDeliverer};
-use super::notices::Notifier;
+use super::notices::{NoticeDetail, Notifier};
+use super::occurrences::{series_page, SeriesWindow};
 use super::report::contain;
 use super::{outbox_dir, templates, Service};
 use crate::input::rfc3339;
 use crate::model::{Event, EventStatus, Kind, User};
 use crate::outbox;
+use crate::recurrence::Occurrence;
 use crate::reminders::{self, Action, Decision};
-use crate::store::{self, DecisionRecord, Store, TickEnd, TickSummary};
+use crate::store::{self, CandidateWindow, DecisionRecord, Store, TickEnd, TickSummary};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -116,6 +118,22 @@ fn clock_behind(latest: Option<&crate::store::TickRecord>, now: DateTime<Utc>) -
 /// Candidates read and decided per page: memory stays flat whatever is due.
 const PAGE: u32 = 2000;
 
+/// Whether decision `d` is still about a start of `event` as it is now: for a single event,
+/// its start; for a series, an occurrence taking place at `d.event_start` (the same one
+/// the decision was read for). `Some(occurrence)` for a series, `Some(None)` for a single
+/// event, `None` when the event moved, the occurrence was cancelled or moved, or the rule
+/// changed since the candidates were read.
+fn still_due(event: &Event, d: &Decision) -> Option<Option<Occurrence>> {
+    match event.series() {
+        Ok(None) => (event.starts_at == d.event_start && d.occurrence.is_none()).then_some(None),
+        Ok(Some(series)) => {
+            let o = series.occurrence_at(d.event_start, &event.rule_exceptions())?;
+            (Some(o.original_start) == d.occurrence).then_some(Some(o))
+        }
+        Err(_) => None,
+    }
+}
+
 /// Where the tick's work is bounded.
 #[derive(Debug, Clone, Copy)]
 pub struct TickOptions {
@@ -130,23 +148,38 @@ impl Service {
     /// may be due) and the history since the last good tick (events that started while no
     /// tick ran, whose undecided reminders are recorded as skipped). The first tick ever
     /// looks one day back.
-    fn windows(&self, previous_tick: Option<DateTime<Utc>>) -> [(DateTime<Utc>, DateTime<Utc>); 2] {
+    /// Events starting after the first tick or in the time the reminders reach ahead
+    /// (each event's largest offset, the config's for those without their own, `lead`);
+    /// the history since the last good tick (events that started while no tick ran, whose
+    /// undecided reminders are recorded as skipped). The first tick ever looks one day back.
+    fn windows(&self, previous_tick: Option<DateTime<Utc>>) -> [CandidateWindow; 2] {
         let now = self.now();
         let max_offset = self.config.offsets_minutes().into_iter().max().unwrap_or(0);
         let since = match previous_tick {
             Some(t) => t.min(now - TimeDelta::minutes(1)),
             None => now - TimeDelta::days(1),
         };
-        [(now, now + TimeDelta::minutes(max_offset)), (since, now)]
+        [
+            CandidateWindow {
+                after: now,
+                until: now,
+                lead: Some(max_offset),
+            },
+            CandidateWindow {
+                after: since,
+                until: now,
+                lead: None,
+            },
+        ]
     }
 
-    /// Decide the reminders of events starting in (after, until], a page at a time, read
-    /// without the write lock (an idle tick writes nothing but its own record). Each
-    /// page's decisions are applied at once (`apply`), or, for a dry run, collected.
+    /// Decide the reminders of the window's events and series' occurrences, a page at a
+    /// time, read without the write lock (an idle tick writes nothing but its own record).
+    /// Each page's decisions are applied at once (`apply`), or, for a dry run, collected.
     /// False when `deadline` came first (the rest waits for the next tick).
     fn decide_window(
         &mut self,
-        (after, until): (DateTime<Utc>, DateTime<Utc>),
+        window: CandidateWindow,
         deadline: Option<Instant>,
         summary: &mut TickSummary,
         skipped_by_reason: &mut BTreeMap<String, i64>,
@@ -155,18 +188,18 @@ impl Service {
         let now = self.now();
         let offsets = self.config.offsets_minutes();
         let grace = self.config.reminders.grace.0;
+        let out_of_time =
+            || deadline.is_some_and(|d| Instant::now() >= d) || crate::interrupt::requested().is_some();
         let mut cursor = None;
         loop {
-            let page = self
-                .store
-                .reminder_candidates(after, until, cursor.as_ref(), PAGE)?;
+            let page = self.store.reminder_candidates(&window, cursor.as_ref(), PAGE)?;
             for b in &page.broken {
                 self.reporter.broken(b);
             }
             let decisions: Vec<Decision> = page
                 .candidates
                 .iter()
-                .flat_map(|c| reminders::decide(c, &offsets, grace, now))
+                .flat_map(|c| reminders::decide(c, c.offsets_or(&offsets), grace, now))
                 .collect();
             match collect.as_deref_mut() {
                 Some(all) => all.extend(decisions),
@@ -175,9 +208,35 @@ impl Service {
             }
             cursor = page.next;
             if cursor.is_none() {
+                break;
+            }
+            if out_of_time() {
+                return Ok(false);
+            }
+        }
+        // The series: each live one expanded over the window.
+        let series_window = SeriesWindow {
+            after: window.after,
+            until: window.until,
+            lead: window.lead.map(|_| offsets.as_slice()),
+        };
+        let mut cursor = None;
+        loop {
+            let (candidates, next) = series_page(self.store.ops(), &self.reporter, &series_window, cursor)?;
+            let decisions: Vec<Decision> = candidates
+                .iter()
+                .flat_map(|c| reminders::decide(c, c.offsets_or(&offsets), grace, now))
+                .collect();
+            match collect.as_deref_mut() {
+                Some(all) => all.extend(decisions),
+                None if !decisions.is_empty() => self.apply(&decisions, summary, skipped_by_reason)?,
+                None => {}
+            }
+            cursor = next;
+            if cursor.is_none() {
                 return Ok(true);
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) || crate::interrupt::requested().is_some() {
+            if out_of_time() {
                 return Ok(false);
             }
         }
@@ -192,6 +251,7 @@ impl Service {
     ) -> anyhow::Result<()> {
         let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
         let reporter = &self.reporter;
+        let default_offsets = self.config.offsets_minutes();
         let (created, skipped) = store::write(&mut *self.store, |ops| {
             // Counted inside: a transaction that is retried starts its counts again.
             let (mut created, mut skipped) = (0, BTreeMap::<String, i64>::new());
@@ -207,8 +267,13 @@ impl Service {
                 let Some(event) = &events[&d.event_id] else {
                     continue;
                 };
+                // Still an occurrence start of this event (for a single event: its start),
+                // the same occurrence, and still one of its offsets.
+                let Some(occurrence) = still_due(event, d) else {
+                    continue;
+                };
                 if event.status != EventStatus::Scheduled
-                    || event.starts_at != d.event_start
+                    || !event.offsets_or(&default_offsets).contains(&d.offset_minutes)
                     || !event.participants.iter().any(|p| p.user_id == d.user_id)
                 {
                     continue;
@@ -237,9 +302,12 @@ impl Service {
                     *skipped.entry(reason.to_string()).or_default() += 1;
                     continue;
                 }
-                if let Some(id) =
-                    notifier.event_notice(ops, event, user, Kind::Reminder, Some(d.offset_minutes), None)?
-                {
+                let detail = NoticeDetail {
+                    offset_minutes: Some(d.offset_minutes),
+                    previous_start: None,
+                    occurrence,
+                };
+                if let Some(id) = notifier.event_notice_with(ops, event, user, Kind::Reminder, &detail)? {
                     ops.link_notification(&record, id)?;
                     created += 1;
                 }
@@ -341,9 +409,8 @@ impl Service {
             let (summary, skipped) = (&mut progress.summary, &mut progress.skipped_by_reason);
             if !self.decide_window(window, Some(deadline), summary, skipped, None)? {
                 progress.incomplete = Some(format!(
-                    "ran out of time (--max-runtime) deciding the reminders of events starting between {} and {}: the next tick goes on from there",
-                    rfc3339(window.0),
-                    rfc3339(window.1)
+                    "ran out of time (--max-runtime) deciding the reminders of events starting after {}: the next tick goes on from there",
+                    rfc3339(window.after)
                 ));
                 break;
             }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::model::{Candidate, Delivery, Event, NewNotice, Notification, User};
+use crate::model::{Candidate, Delivery, Event, EventException, NewNotice, Notification, User};
 
 /// Where the data lives, from `--db`, `NOTIFYCTL_DB` or the config: a SQLite file, or a
 /// `postgres://` / `postgresql://` URL.
@@ -245,6 +245,12 @@ pub struct NewEvent {
     pub ends_at: DateTime<Utc>,
     pub timezone: Option<String>,
     pub video_url: Option<String>,
+    /// The event's own reminder offsets (minutes); `None`: the config's.
+    pub remind_offsets: Option<Vec<i64>>,
+    /// A series: its normalised rule (`starts_at`/`ends_at` are its first occurrence).
+    pub repeat_rule: Option<String>,
+    /// A series: when its last occurrence ends; `None` when it has no end.
+    pub series_end: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -253,6 +259,11 @@ pub struct EventChanges {
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
     pub video_url: Option<Option<String>>,
+    /// A new rule for a series (the event becomes one), with its new end; like a new
+    /// start, it re-arms the reminders.
+    pub repeat: Option<(String, Option<DateTime<Utc>>)>,
+    /// A series moved as a whole: its new end (`None` inside: no end).
+    pub series_end: Option<Option<DateTime<Utc>>>,
     /// New times booked with `--allow-overlap`: the participants are outside the
     /// database's double-booking rule from now on (see `add_participant`); without it, a
     /// move puts them back under the rule.
@@ -325,6 +336,41 @@ pub trait EventOps {
     /// Participants changed: calendars need a new sequence number.
     fn bump_sequence(&mut self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()>;
     fn cancel_event(&mut self, id: i64, now: DateTime<Utc>) -> anyhow::Result<()>;
+    /// Set the event's own reminder offsets (`None`: back to the config's). Not a change a
+    /// calendar sees: the sequence stays.
+    fn set_remind_offsets(
+        &mut self,
+        id: i64,
+        offsets: Option<&[i64]>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
+    /// Cancel or move one occurrence of a series (replacing what was recorded for it), and
+    /// bump the event's sequence; a moved occurrence ending after `series_end` pushes it.
+    fn set_exception(
+        &mut self,
+        id: i64,
+        exception: &EventException,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
+    /// The scheduled series `user_id` takes part in (other than `except`) that can still
+    /// have occurrences after `after`, with their exceptions (participants not loaded): what
+    /// a booking is checked against beside the single events `find_overlap` sees.
+    fn user_series(
+        &mut self,
+        user_id: i64,
+        after: DateTime<Utc>,
+        except: Option<i64>,
+    ) -> anyhow::Result<Vec<Result<Event, BrokenRow>>>;
+    /// Called first in every write that checks a booking: make that check and the write
+    /// one step for other bookings, where the database's own rule does not (it knows single
+    /// events only). A booking that involves a series (`series`) excludes every other
+    /// booking until it commits; the others only exclude those. SQLite's `BEGIN IMMEDIATE`
+    /// already serialises every write: nothing to do. PostgreSQL: table locks on
+    /// participants (SHARE ROW EXCLUSIVE, or ROW EXCLUSIVE, which bookings of single events
+    /// share, as the web app's own inserts do).
+    fn guard_bookings(&mut self, _series: bool) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// Many events and participants are about to be written by notifyctl itself, in this
     /// transaction (an import): the backend may suspend the per-row work it does for rows
     /// others write (SQLite's triggers) and do the equivalent directly, until
@@ -376,6 +422,32 @@ pub trait NoticeOps {
     fn delete_notifications(&mut self, ids: &[i64]) -> anyhow::Result<usize>;
     /// Delete a user's read notices whose deliveries are all finished.
     fn clear_read(&mut self, user_id: i64) -> anyhow::Result<usize>;
+    /// Every notice about `event_id` for `user_id`, oldest first (`explain`).
+    fn event_notices(
+        &mut self,
+        event_id: i64,
+        user_id: i64,
+    ) -> anyhow::Result<Vec<Result<NoticeRecord, BrokenRow>>>;
+}
+
+/// A notice as `explain` shows it: what it was about, beside what the inbox shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoticeRecord {
+    pub id: i64,
+    pub kind: String,
+    pub title: String,
+    pub offset_minutes: Option<i64>,
+    #[serde(with = "crate::model::utc_opt")]
+    pub event_start: Option<DateTime<Utc>>,
+    #[serde(with = "crate::model::utc_opt")]
+    pub occurrence_start: Option<DateTime<Utc>>,
+    #[serde(with = "crate::model::utc_opt")]
+    pub previous_start: Option<DateTime<Utc>>,
+    pub event_sequence: Option<i64>,
+    #[serde(with = "crate::model::utc")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::model::utc_opt")]
+    pub read_at: Option<DateTime<Utc>>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -407,6 +479,17 @@ pub struct CandidateCursor {
     pub user_id: i64,
 }
 
+/// Which single events' participants `reminder_candidates` reads: those of scheduled
+/// single events starting in (after, until], and, with `lead`, further ahead: up to
+/// `until` plus the event's largest offset (`lead` minutes for the events without their
+/// own), so that every reminder due by `until` is among them.
+#[derive(Debug, Clone, Copy)]
+pub struct CandidateWindow {
+    pub after: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub lead: Option<i64>,
+}
+
 /// One page of reminder candidates, in (start, event, participant) order.
 #[derive(Debug, Default)]
 pub struct CandidatePage {
@@ -417,17 +500,73 @@ pub struct CandidatePage {
     pub next: Option<CandidateCursor>,
 }
 
+/// A page of series (see `ReminderOps::series_in_window`), by id.
+#[derive(Debug, Default)]
+pub struct SeriesPage {
+    /// Scheduled series with their exceptions; their participants are not loaded.
+    pub series: Vec<Event>,
+    pub broken: Vec<BrokenRow>,
+    /// The last id of this page when there may be more.
+    pub next: Option<i64>,
+}
+
+/// The participants of one series and the reminders already decided for its occurrences
+/// starting in a window.
+#[derive(Debug, Default)]
+pub struct OccurrenceParticipants {
+    /// (user, when they were added)
+    pub participants: Vec<(i64, DateTime<Utc>)>,
+    /// (user, occurrence start, offset)
+    pub decided: Vec<(i64, DateTime<Utc>, i64)>,
+    pub broken: Vec<BrokenRow>,
+}
+
+/// A recorded reminder decision, as `explain` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRow {
+    pub offset_minutes: i64,
+    #[serde(with = "crate::model::utc")]
+    pub event_start: DateTime<Utc>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub notification_id: Option<i64>,
+    #[serde(with = "crate::model::utc")]
+    pub decided_at: DateTime<Utc>,
+}
+
 pub trait ReminderOps {
-    /// Participants of scheduled events starting in (after, until], after `cursor`, at
-    /// most `limit` of them, with the offsets already decided for the event's current
-    /// start. Reading page by page keeps memory flat whatever the window.
+    /// Participants of the scheduled single events in `window` (series are read with
+    /// `series_in_window`), after `cursor`, at most `limit` of them, with the offsets
+    /// already decided for the event's current start. Reading page by page keeps memory
+    /// flat whatever the window.
     fn reminder_candidates(
         &mut self,
-        after: DateTime<Utc>,
-        until: DateTime<Utc>,
+        window: &CandidateWindow,
         cursor: Option<&CandidateCursor>,
         limit: u32,
     ) -> anyhow::Result<CandidatePage>;
+    /// The largest own offset (minutes) of a scheduled single event starting after `after`:
+    /// how far past the config's offsets a window must reach. `None` when there is none.
+    fn largest_own_offset(&mut self, after: DateTime<Utc>) -> anyhow::Result<Option<i64>>;
+    /// Scheduled series that can have occurrences after `after` (their end is later, or
+    /// they have none), by id after `cursor`, at most `limit`, with their exceptions. An
+    /// ended series is never read, so the cost is that of the live series.
+    fn series_in_window(
+        &mut self,
+        after: DateTime<Utc>,
+        cursor: Option<i64>,
+        limit: u32,
+    ) -> anyhow::Result<SeriesPage>;
+    /// A series' participants, with the reminders decided for occurrences starting in
+    /// [from, to].
+    fn occurrence_candidates(
+        &mut self,
+        event_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<OccurrenceParticipants>;
+    /// Every decision recorded for `user_id` about `event_id`, by event start and offset.
+    fn decisions_for(&mut self, event_id: i64, user_id: i64) -> anyhow::Result<Vec<DecisionRow>>;
     /// Record a decision; false when another tick recorded it first.
     fn record_decision(&mut self, decision: &DecisionRecord, now: DateTime<Utc>) -> anyhow::Result<bool>;
     /// Point a sent decision at the notification it created.
@@ -461,6 +600,8 @@ pub struct ClaimedDelivery {
     pub offset_minutes: Option<i64>,
     pub notice_event_start: Option<DateTime<Utc>>,
     pub previous_start: Option<DateTime<Utc>>,
+    /// A notice about one occurrence of a series: its original start.
+    pub occurrence_start: Option<DateTime<Utc>>,
     pub title: String,
     pub body: String,
     pub created_at: DateTime<Utc>,
@@ -516,13 +657,34 @@ pub struct ClaimRequest<'a> {
     pub skip_channels: &'a [String],
 }
 
+/// One attempt to deliver (or the drop of a delivery), from the attempts log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub attempt: i64,
+    #[serde(with = "crate::model::utc")]
+    pub at: DateTime<Utc>,
+    /// sent, failed, dead, superseded or expired.
+    pub outcome: String,
+    /// The server's answer, the error, or why it was dropped.
+    pub answer: Option<String>,
+}
+
+/// A delivery with every attempt made at it, oldest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryHistory {
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    pub attempts_log: Vec<Attempt>,
+}
+
 pub trait DeliveryOps {
     /// Claim up to `limit` due deliveries: pending or failed ones whose time has come,
     /// and ones whose claim lapsed because their tick died. Ids in ascending order.
     fn claim_due(&mut self, request: &ClaimRequest) -> anyhow::Result<Vec<i64>>;
     /// A claimed delivery; a row that cannot be read is an error for it alone.
     fn claimed_delivery(&mut self, id: i64) -> anyhow::Result<ClaimedDelivery>;
-    /// Record an outcome; false (nothing written) when `owner` lost the claim meanwhile.
+    /// Record an outcome, and log it as an attempt, in the caller's transaction; false
+    /// (nothing written) when `owner` lost the claim meanwhile.
     fn record_outcome(
         &mut self,
         id: i64,
@@ -552,6 +714,11 @@ pub trait DeliveryOps {
     /// A user's deliveries held for quiet hours become due now (their quiet hours or zone
     /// changed: the next tick decides again); how many.
     fn release_held(&mut self, user_id: i64, now: DateTime<Utc>) -> anyhow::Result<usize>;
+    /// The deliveries of a notification with their attempts, by id.
+    fn delivery_history(
+        &mut self,
+        notification_id: i64,
+    ) -> anyhow::Result<Vec<Result<DeliveryHistory, BrokenRow>>>;
     /// When the oldest delivery still waiting (pending, failed or sending) was created,
     /// for the metrics file's backlog age.
     fn oldest_waiting_delivery(&mut self) -> anyhow::Result<Option<DateTime<Utc>>>;
@@ -651,6 +818,8 @@ pub struct PruneCounts {
     pub deliveries: i64,
     pub ticks: i64,
     pub reminders: i64,
+    /// Lines of the delivery attempts log.
+    pub attempts: i64,
 }
 
 #[cfg(test)]

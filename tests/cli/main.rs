@@ -22,4 +22,5 @@ mod people;
 mod pg_connect;
 mod pg_schema;
 mod reminders;
+mod rules;
 mod users;

@@ -351,6 +351,21 @@ impl Env {
         out
     }
 
+    /// The one number a query gives (`SELECT count(*) ...`), on either backend.
+    pub fn count(&self, sql: &str) -> i64 {
+        match &self.pg_url {
+            Some(_) => self
+                .pg()
+                .query_one(sql, &[])
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .get(0),
+            None => self
+                .sql()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        }
+    }
+
     /// Run SQL statements (no results) the way a web app would, on either backend. Write
     /// instants as RFC 3339 literals ('2030-03-10T09:00:00Z'): both read them.
     pub fn exec(&self, sql: &str) {
@@ -481,12 +496,14 @@ impl Env {
 }
 
 /// notifyctl's tables, in the order `dump` shows them.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 11] = [
     "users",
     "events",
+    "event_exceptions",
     "participants",
     "notifications",
     "deliveries",
+    "delivery_attempts",
     "reminders",
     "ticks",
     "preferences",

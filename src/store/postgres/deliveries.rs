@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use super::{broken, Cols, PgStore};
 use crate::model::Delivery;
 use crate::store::{
-    BrokenRow, ClaimRequest, ClaimedDelivery, DeliveryCounts, DeliveryOps, DeliveryOutcome, Each,
+    Attempt, BrokenRow, ClaimRequest, ClaimedDelivery, DeliveryCounts, DeliveryHistory, DeliveryOps,
+    DeliveryOutcome, Each,
 };
 
 const LIST_COLUMNS: &str = "d.id, d.notification_id, d.channel, d.status, d.attempts,
@@ -124,7 +125,8 @@ impl DeliveryOps for PgStore {
     fn claimed_delivery(&mut self, id: i64) -> anyhow::Result<ClaimedDelivery> {
         let Some(r) = self.query_opt(
             "SELECT d.id, d.channel, d.attempts, n.id, n.user_id, n.kind, n.event_id, n.offset_minutes,
-                    n.event_start, n.title, n.body, n.created_at, n.previous_start, n.agenda_date
+                    n.event_start, n.title, n.body, n.created_at, n.previous_start, n.agenda_date,
+                    n.occurrence_start
                FROM deliveries d JOIN notifications n ON n.id = d.notification_id WHERE d.id = $1",
             &[&id],
         )?
@@ -148,6 +150,7 @@ impl DeliveryOps for PgStore {
                 created_at: c.ts(11)?,
                 previous_start: c.opt_ts(12)?,
                 agenda_date: c.opt_date(13)?,
+                occurrence_start: c.opt_ts(14)?,
             })
         })()
         .map_err(broken)?;
@@ -162,8 +165,12 @@ impl DeliveryOps for PgStore {
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let (status, attempted, next, error, message_id, response, hold) = outcome_columns(outcome);
+        // The outcome and its line in the attempts log, in one statement (so in the
+        // caller's transaction whatever it is). A message held for quiet hours was not
+        // attempted: it goes back to pending without a line.
         let n = self.execute(
-            "UPDATE deliveries SET status = $3::text,
+            "WITH recorded AS (
+             UPDATE deliveries SET status = $3::text,
                     attempts = attempts + $4,
                     next_attempt_at = coalesce($5, next_attempt_at),
                     last_error = coalesce($6, last_error),
@@ -172,7 +179,11 @@ impl DeliveryOps for PgStore {
                     sent_at = CASE WHEN $3::text = 'sent' THEN $9 ELSE sent_at END,
                     hold_reason = $10::text,
                     claimed_by = NULL, claim_expires_at = NULL, updated_at = $9
-              WHERE id = $1 AND status = 'sending' AND claimed_by = $2",
+              WHERE id = $1 AND status = 'sending' AND claimed_by = $2
+             RETURNING id, attempts, status)
+             INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, answer)
+             SELECT id, attempts, $9, status, coalesce($8::text, $6::text) FROM recorded
+              WHERE status <> 'pending'",
             &[
                 &id,
                 &owner,
@@ -298,5 +309,50 @@ impl DeliveryOps for PgStore {
             &[&now],
         )?;
         Ok(n as usize)
+    }
+
+    fn delivery_history(
+        &mut self,
+        notification_id: i64,
+    ) -> anyhow::Result<Vec<Result<DeliveryHistory, BrokenRow>>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {LIST_COLUMNS} FROM deliveries d
+                   JOIN notifications n ON n.id = d.notification_id LEFT JOIN users u ON u.id = n.user_id
+                  WHERE d.notification_id = $1 ORDER BY d.id"
+            ),
+            &[&notification_id],
+        )?;
+        let listed: Vec<Result<Delivery, BrokenRow>> = rows.iter().map(decode_listed).collect();
+        let mut out = Vec::new();
+        for d in listed {
+            let delivery = match d {
+                Ok(d) => d,
+                Err(b) => {
+                    out.push(Err(b));
+                    continue;
+                }
+            };
+            let attempts = self
+                .query(
+                    "SELECT attempt, at, outcome, answer FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
+                    &[&delivery.id],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(Attempt {
+                        attempt: r.try_get(0)?,
+                        at: r.try_get(1)?,
+                        outcome: r.try_get(2)?,
+                        answer: r.try_get(3)?,
+                    })
+                })
+                .collect::<anyhow::Result<Vec<Attempt>>>()?;
+            out.push(Ok(DeliveryHistory {
+                delivery,
+                attempts_log: attempts,
+            }));
+        }
+        Ok(out)
     }
 }

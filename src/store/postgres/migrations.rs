@@ -21,7 +21,7 @@ use crate::error::user_error;
 const STEPS: &[(i64, &str)] = &[
     (3, include_str!("migrations/003_initial.sql")),
     (4, include_str!("migrations/004_busy_index.sql")),
-    // Version 5 is issue 14's (per-event reminders, series, delivery attempts), merged later.
+    (5, include_str!("migrations/005_rules.sql")),
     (6, include_str!("migrations/006_people.sql")),
 ];
 
@@ -48,8 +48,15 @@ const TABLES: [&str; 10] = [
 
 /// The version the database is at; 0 when it has no notifyctl schema.
 pub(super) fn current_version(store: &mut PgStore) -> anyhow::Result<i64> {
+    // Read from pg_class (an MVCC read: what is committed now), not with to_regclass: that
+    // goes through the session's catalog cache, which can still say "no such table" right
+    // after another process's migration committed while this one waited for the lock (the
+    // wait on an advisory lock does not refresh the cache) — and `init` then took the new
+    // schema for someone else's.
     let row = store.query_one(
-        "SELECT to_regclass('notifyctl.schema_migrations') IS NOT NULL",
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = 'notifyctl' AND c.relname = 'schema_migrations')",
         &[],
     )?;
     if !row.try_get::<_, bool>(0)? {

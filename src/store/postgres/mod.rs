@@ -519,6 +519,11 @@ impl<'r> Cols<'r> {
         self.get(idx, "not a date this program can represent")
     }
 
+    /// An array column that may be NULL.
+    pub fn opt_vec<'a, T: FromSql<'a>>(&'a self, idx: usize) -> Result<Option<Vec<T>>, BrokenRow> {
+        self.get::<Option<Vec<T>>>(idx, "not an array of the expected values")
+    }
+
     /// An array column (NULL: empty).
     pub fn vec<'a, T: FromSql<'a>>(&'a self, idx: usize) -> Result<Vec<T>, BrokenRow> {
         self.get::<Option<Vec<T>>>(idx, "not an array of the expected values")

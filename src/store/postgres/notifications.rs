@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{broken, Cols, PgStore};
 use crate::model::{NewNotice, Notification};
-use crate::store::{BrokenRow, Each, InboxFilter, NoticeOps};
+use crate::store::{BrokenRow, Each, InboxFilter, NoticeOps, NoticeRecord};
 
 const COLUMNS: &str = "n.id, n.user_id, u.email, n.kind, n.title, n.body, n.event_id,
                        n.offset_minutes, n.created_at, n.read_at";
@@ -38,9 +38,9 @@ impl NoticeOps for PgStore {
             "WITH notice AS (
                 INSERT INTO notifications
                     (user_id, kind, event_id, offset_minutes, event_start, event_sequence, previous_start,
-                     title, body, created_at, agenda_date)
+                     title, body, created_at, agenda_date, occurrence_start)
                 SELECT $1::bigint, $2::text, $3::bigint, $4::bigint, $5::timestamptz, $6::bigint,
-                       $7::timestamptz, $8::text, $9::text, $10::timestamptz, $12::date
+                       $7::timestamptz, $8::text, $9::text, $10::timestamptz, $12::date, $13::timestamptz
                  WHERE NOT EXISTS (SELECT 1 FROM notifications x
                                     WHERE $2::text = 'reminder' AND x.kind = 'reminder'
                                       AND x.event_id = $3::bigint AND x.user_id = $1::bigint
@@ -72,6 +72,7 @@ impl NoticeOps for PgStore {
                 &now,
                 &channels,
                 &n.agenda_date,
+                &n.occurrence_start,
             ],
         )?;
         Ok(match row {
@@ -174,5 +175,36 @@ impl NoticeOps for PgStore {
             &[&user_id],
         )?;
         Ok(n as usize)
+    }
+
+    fn event_notices(
+        &mut self,
+        event_id: i64,
+        user_id: i64,
+    ) -> anyhow::Result<Vec<Result<NoticeRecord, BrokenRow>>> {
+        let rows = self.query(
+            "SELECT id, kind, title, offset_minutes, event_start, occurrence_start, previous_start, event_sequence,
+                    created_at, read_at
+               FROM notifications WHERE event_id = $1 AND user_id = $2 ORDER BY id",
+            &[&event_id, &user_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let c = Cols::new(r, "notifications", 0);
+                Ok(NoticeRecord {
+                    id: c.i64(0)?,
+                    kind: c.text(1)?,
+                    title: c.text(2)?,
+                    offset_minutes: c.opt_i64(3)?,
+                    event_start: c.opt_ts(4)?,
+                    occurrence_start: c.opt_ts(5)?,
+                    previous_start: c.opt_ts(6)?,
+                    event_sequence: c.opt_i64(7)?,
+                    created_at: c.ts(8)?,
+                    read_at: c.opt_ts(9)?,
+                })
+            })
+            .collect())
     }
 }

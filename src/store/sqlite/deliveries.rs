@@ -10,7 +10,8 @@ use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 use super::{broken, parse_ts, placeholders, ts, Cols, SqliteStore};
 use crate::model::Delivery;
 use crate::store::{
-    BrokenRow, ClaimRequest, ClaimedDelivery, DeliveryCounts, DeliveryOps, DeliveryOutcome, Each,
+    Attempt, BrokenRow, ClaimRequest, ClaimedDelivery, DeliveryCounts, DeliveryHistory, DeliveryOps,
+    DeliveryOutcome, Each,
 };
 
 const LIST_COLUMNS: &str = "d.id, d.notification_id, d.channel, d.status, d.attempts,
@@ -118,7 +119,8 @@ impl DeliveryOps for SqliteStore {
     fn claimed_delivery(&mut self, id: i64) -> anyhow::Result<ClaimedDelivery> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT d.id, d.channel, d.attempts, n.id, n.user_id, n.kind, n.event_id, n.offset_minutes,
-                    n.event_start, n.title, n.body, n.created_at, n.previous_start, n.agenda_date
+                    n.event_start, n.title, n.body, n.created_at, n.previous_start, n.agenda_date,
+                    n.occurrence_start
              FROM deliveries d JOIN notifications n ON n.id = d.notification_id WHERE d.id = ?1",
         )?;
         let mut rows = stmt.query([id])?;
@@ -148,6 +150,7 @@ impl DeliveryOps for SqliteStore {
                             .map_err(|_| c.invalid(13, "not a date like 2030-03-10"))?,
                     ),
                 },
+                occurrence_start: c.opt_ts(14)?,
             })
         })()
         .map_err(broken)?;
@@ -188,6 +191,17 @@ impl DeliveryOps for SqliteStore {
                 ts(now),
                 hold
             ])?;
+        if n == 1 && hold.is_none() {
+            // The log line, in the same transaction: what the server answered (or the
+            // error, or why it was dropped). A message held for quiet hours was not
+            // attempted: no line.
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, answer)
+                     SELECT id, attempts, ?2, status, ?3 FROM deliveries WHERE id = ?1",
+                )?
+                .execute(params![id, ts(now), response.or(error)])?;
+        }
         Ok(n == 1)
     }
 
@@ -320,5 +334,62 @@ impl DeliveryOps for SqliteStore {
              WHERE status = 'dead'",
             [ts(now)],
         )?)
+    }
+
+    fn delivery_history(
+        &mut self,
+        notification_id: i64,
+    ) -> anyhow::Result<Vec<Result<DeliveryHistory, BrokenRow>>> {
+        let listed: Vec<Result<Delivery, BrokenRow>> = {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT {LIST_COLUMNS} FROM deliveries d
+                 JOIN notifications n ON n.id = d.notification_id LEFT JOIN users u ON u.id = n.user_id
+                 WHERE d.notification_id = ?1 ORDER BY d.id"
+            ))?;
+            let mut rows = stmt.query([notification_id])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(decode_listed(r));
+            }
+            out
+        };
+        let mut out = Vec::new();
+        for d in listed {
+            let delivery = match d {
+                Ok(d) => d,
+                Err(b) => {
+                    out.push(Err(b));
+                    continue;
+                }
+            };
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT attempt, at, outcome, answer FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY id",
+            )?;
+            let mut rows = stmt.query([delivery.id])?;
+            let mut attempts = Vec::new();
+            let mut bad = None;
+            while let Some(r) = rows.next()? {
+                let c = Cols::named(r, "delivery_attempts", format!("of delivery {}", delivery.id));
+                match (|| {
+                    Ok(Attempt {
+                        attempt: c.i64(0)?,
+                        at: c.ts(1)?,
+                        outcome: c.text(2)?,
+                        answer: c.opt_text(3)?,
+                    })
+                })() {
+                    Ok(a) => attempts.push(a),
+                    Err(b) => bad = Some(b),
+                }
+            }
+            out.push(match bad {
+                Some(b) => Err(b),
+                None => Ok(DeliveryHistory {
+                    delivery,
+                    attempts_log: attempts,
+                }),
+            });
+        }
+        Ok(out)
     }
 }

@@ -4,13 +4,38 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Row};
 
 use super::{broken, ts, Bulk, Cols, SqliteStore};
-use crate::model::{Event, EventStatus, Participant};
+use crate::model::{Event, EventException, EventStatus, ExceptionStatus, Participant};
 use crate::store::{BrokenRow, Each, EventChanges, EventFilter, EventOps, NewEvent, Overlap};
 
-const COLUMNS: &str =
-    "e.id, e.title, e.starts_at, e.ends_at, e.timezone, e.video_url, e.status, e.sequence, e.created_at, e.updated_at";
+pub(super) const COLUMNS: &str = "e.id, e.title, e.starts_at, e.ends_at, e.timezone, e.video_url, e.status, e.sequence, e.created_at, e.updated_at,
+     e.remind_offsets, e.repeat_rule, e.series_end, e.armed_at";
 
-fn decode(r: &Row) -> Result<Event, BrokenRow> {
+/// `remind_offsets` as stored: a JSON array of minutes (the schema's triggers keep it so).
+pub(super) fn offsets_text(offsets: Option<&[i64]>) -> Option<String> {
+    offsets.map(|o| {
+        let mut v = o.to_vec();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.dedup();
+        serde_json::Value::from(v).to_string()
+    })
+}
+
+/// Read `remind_offsets` back: `None` for NULL, the minutes largest first.
+pub(super) fn decode_offsets(c: &Cols, idx: usize) -> Result<Option<Vec<i64>>, BrokenRow> {
+    let Some(text) = c.opt_text(idx)? else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<Vec<i64>>(&text) {
+        Ok(mut v) if v.iter().all(|m| (1..=525_600).contains(m)) => {
+            v.sort_unstable_by(|a, b| b.cmp(a));
+            v.dedup();
+            Ok(Some(v))
+        }
+        _ => Err(c.invalid(idx, "not a JSON array of whole minutes like [1440,10]")),
+    }
+}
+
+pub(super) fn decode(r: &Row) -> Result<Event, BrokenRow> {
     let c = Cols::new(r, "events", 0);
     let status = match c.text(6)?.as_str() {
         "scheduled" => EventStatus::Scheduled,
@@ -29,6 +54,27 @@ fn decode(r: &Row) -> Result<Event, BrokenRow> {
         created_at: c.ts(8)?,
         updated_at: c.ts(9)?,
         participants: Vec::new(),
+        remind_offsets: decode_offsets(&c, 10)?,
+        repeat_rule: c.opt_text(11)?,
+        series_end: c.opt_ts(12)?,
+        exceptions: Vec::new(),
+        armed_at: c.ts(13)?,
+    })
+}
+
+pub(super) fn decode_exception(r: &Row, event_id: i64) -> Result<EventException, BrokenRow> {
+    let c = Cols::named(r, "event_exceptions", format!("event {event_id}"));
+    let status = match c.text(1)?.as_str() {
+        "cancelled" => ExceptionStatus::Cancelled,
+        "moved" => ExceptionStatus::Moved,
+        _ => return Err(c.invalid(1, "not 'cancelled' or 'moved'")),
+    };
+    Ok(EventException {
+        original_start: c.ts(0)?,
+        status,
+        starts_at: c.opt_ts(2)?,
+        ends_at: c.opt_ts(3)?,
+        armed_at: c.ts(4)?,
     })
 }
 
@@ -76,6 +122,31 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// A series' cancelled and moved occurrences, by original start.
+    pub(super) fn exceptions(&self, event_id: i64) -> anyhow::Result<Vec<EventException>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT original_start, status, starts_at, ends_at, armed_at FROM event_exceptions
+             WHERE event_id = ?1 ORDER BY original_start",
+        )?;
+        let mut rows = stmt.query([event_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(decode_exception(r, event_id).map_err(broken)?);
+        }
+        Ok(out)
+    }
+
+    /// An event row with what belongs to it: participants, and a series' exceptions.
+    fn complete(&self, mut event: Event, participants: bool) -> anyhow::Result<Event> {
+        if participants {
+            event.participants = self.participants(event.id)?;
+        }
+        if event.is_series() {
+            event.exceptions = self.exceptions(event.id)?;
+        }
+        Ok(event)
+    }
+
     fn participants(&self, event_id: i64) -> anyhow::Result<Vec<Participant>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.user_id, u.email, u.name, p.role FROM participants p
@@ -105,8 +176,8 @@ impl EventOps for SqliteStore {
         self.conn
             .prepare_cached(
                 "INSERT INTO events (title, starts_at, ends_at, timezone, video_url, status, sequence,
-                                     armed_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'scheduled', 0, ?6, ?6, ?6)",
+                                     armed_at, created_at, updated_at, remind_offsets, repeat_rule, series_end)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'scheduled', 0, ?6, ?6, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 e.title,
@@ -114,11 +185,17 @@ impl EventOps for SqliteStore {
                 ts(e.ends_at),
                 e.timezone,
                 e.video_url,
-                ts(now)
+                ts(now),
+                offsets_text(e.remind_offsets.as_deref()),
+                e.repeat_rule,
+                e.series_end.map(ts),
             ])?;
         let id = self.conn.last_insert_rowid();
         if let Some(bulk) = self.bulk.as_mut() {
-            bulk.last_event = Some((id, start_hour(e.starts_at), end_hour(e.ends_at)));
+            // The busy index holds single events only (a series' occurrences are checked by
+            // the service).
+            bulk.last_event =
+                Some((id, start_hour(e.starts_at), end_hour(e.ends_at))).filter(|_| e.repeat_rule.is_none());
         }
         Ok(id)
     }
@@ -153,7 +230,7 @@ impl EventOps for SqliteStore {
                 self.conn
                     .prepare_cached("INSERT INTO busy_index VALUES (?1, ?2, ?2, ?3, ?4)")?
                     .execute(params![slot, user_id, from, to])?;
-            } else if self.bulk.is_some() {
+            } else if self.bulk.as_ref().is_some_and(|b| b.last_event.is_some()) {
                 anyhow::bail!("bulk write: participant added to an event other than the last one inserted");
             }
         }
@@ -187,7 +264,7 @@ impl EventOps for SqliteStore {
              CROSS JOIN events e ON e.id = s.event_id
              JOIN users u ON u.id = s.user_id
              WHERE b.user_lo <= ?1 AND b.user_hi >= ?1 AND b.hour_lo < ?6 AND b.hour_hi > ?5
-               AND e.status = 'scheduled' AND e.starts_at < ?3 AND e.ends_at > ?2 AND e.id IS NOT ?4
+               AND e.status = 'scheduled' AND e.repeat_rule IS NULL AND e.starts_at < ?3 AND e.ends_at > ?2 AND e.id IS NOT ?4
              ORDER BY e.starts_at LIMIT 1",
         )?;
         let mut rows = stmt.query(params![
@@ -226,17 +303,22 @@ impl EventOps for SqliteStore {
                 None => return Ok(None),
             }
         };
-        let mut event = event;
-        event.participants = self.participants(id)?;
-        Ok(Some(event))
+        Ok(Some(self.complete(event, true)?))
     }
 
     fn update_event(&mut self, id: i64, c: &EventChanges, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let (rule, rule_end) = match &c.repeat {
+            Some((rule, end)) => (Some(rule.as_str()), Some(*end)),
+            None => (None, None),
+        };
+        let series_end = rule_end.or(c.series_end);
         self.conn.execute(
             "UPDATE events SET title = coalesce(?2, title),
-                    armed_at = CASE WHEN ?3 IS NOT NULL AND ?3 <> starts_at THEN ?6 ELSE armed_at END,
+                    armed_at = CASE WHEN (?3 IS NOT NULL AND ?3 <> starts_at) OR ?8 IS NOT NULL THEN ?6 ELSE armed_at END,
                     starts_at = coalesce(?3, starts_at), ends_at = coalesce(?4, ends_at),
                     video_url = CASE WHEN ?7 THEN ?5 ELSE video_url END,
+                    repeat_rule = coalesce(?8, repeat_rule),
+                    series_end = CASE WHEN ?9 THEN ?10 ELSE series_end END,
                     sequence = sequence + 1, updated_at = ?6
              WHERE id = ?1",
             params![
@@ -247,6 +329,9 @@ impl EventOps for SqliteStore {
                 c.video_url.clone().flatten(),
                 ts(now),
                 c.video_url.is_some(),
+                rule,
+                series_end.is_some(),
+                series_end.flatten().map(ts),
             ],
         )?;
         Ok(())
@@ -268,21 +353,101 @@ impl EventOps for SqliteStore {
         Ok(())
     }
 
+    fn set_remind_offsets(
+        &mut self,
+        id: i64,
+        offsets: Option<&[i64]>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE events SET remind_offsets = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, offsets_text(offsets), ts(now)],
+        )?;
+        Ok(())
+    }
+
+    fn set_exception(&mut self, id: i64, x: &EventException, now: DateTime<Utc>) -> anyhow::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO event_exceptions (event_id, original_start, status, starts_at, ends_at, armed_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (event_id, original_start) DO UPDATE
+                    SET status = excluded.status, starts_at = excluded.starts_at, ends_at = excluded.ends_at,
+                        armed_at = excluded.armed_at",
+            )?
+            .execute(params![
+                id,
+                ts(x.original_start),
+                x.status.as_str(),
+                x.starts_at.map(ts),
+                x.ends_at.map(ts),
+                ts(x.armed_at),
+                ts(now)
+            ])?;
+        self.conn.execute(
+            "UPDATE events SET sequence = sequence + 1, updated_at = ?2,
+                    series_end = CASE WHEN series_end IS NOT NULL AND ?3 > series_end THEN ?3 ELSE series_end END
+             WHERE id = ?1",
+            params![id, ts(now), x.ends_at.map(ts)],
+        )?;
+        Ok(())
+    }
+
+    fn user_series(
+        &mut self,
+        user_id: i64,
+        after: DateTime<Utc>,
+        except: Option<i64>,
+    ) -> anyhow::Result<Vec<Result<Event, BrokenRow>>> {
+        let rows: Vec<Result<Event, BrokenRow>> = {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM participants p JOIN events e ON e.id = p.event_id
+                 WHERE p.user_id = ?1 AND e.repeat_rule IS NOT NULL AND e.status = 'scheduled'
+                   AND (e.series_end IS NULL OR e.series_end > ?2) AND e.id IS NOT ?3
+                 ORDER BY e.id"
+            ))?;
+            let mut rows = stmt.query(params![user_id, ts(after), except])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(decode(r));
+            }
+            out
+        };
+        rows.into_iter()
+            .map(|row| match row {
+                Ok(e) => match self.complete(e, false) {
+                    Ok(e) => Ok(Ok(e)),
+                    Err(err) => err.downcast::<BrokenRow>().map(Err),
+                },
+                Err(b) => Ok(Err(b)),
+            })
+            .collect()
+    }
+
     fn list_events(&mut self, f: &EventFilter, each: Each<Result<Event, BrokenRow>>) -> anyhow::Result<()> {
         let mut sql = format!("SELECT {COLUMNS} FROM events e WHERE 1 = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut arg = |v: rusqlite::types::Value| {
+            args.push(v);
+            format!("?{}", args.len())
+        };
         if let Some(user) = f.user_id {
-            sql.push_str(" AND e.id IN (SELECT event_id FROM participants WHERE user_id = ?)");
-            args.push(user.into());
+            let user = arg(user.into());
+            sql.push_str(&format!(
+                " AND e.id IN (SELECT event_id FROM participants WHERE user_id = {user})"
+            ));
         }
         if let Some(from) = f.from {
-            // Events still running at `from` count too.
-            sql.push_str(" AND e.ends_at > ?");
-            args.push(ts(from).into());
+            // Events still running at `from` count too; a series while it has occurrences.
+            let from = arg(ts(from).into());
+            sql.push_str(&format!(
+                " AND (CASE WHEN e.repeat_rule IS NULL THEN e.ends_at > {from}
+                            ELSE e.series_end IS NULL OR e.series_end > {from} END)"
+            ));
         }
         if let Some(to) = f.to {
-            sql.push_str(" AND e.starts_at < ?");
-            args.push(ts(to).into());
+            let to = arg(ts(to).into());
+            sql.push_str(&format!(" AND e.starts_at < {to}"));
         }
         if !f.include_cancelled {
             sql.push_str(" AND e.status = 'scheduled'");
@@ -292,11 +457,8 @@ impl EventOps for SqliteStore {
         let mut rows = stmt.query(params_from_iter(args))?;
         while let Some(r) = rows.next()? {
             let event = match decode(r) {
-                Ok(mut e) => match self.participants(e.id) {
-                    Ok(p) => {
-                        e.participants = p;
-                        Ok(e)
-                    }
+                Ok(e) => match self.complete(e, true) {
+                    Ok(e) => Ok(e),
                     Err(err) => match err.downcast::<BrokenRow>() {
                         Ok(b) => Err(b),
                         Err(other) => return Err(other),

@@ -11,8 +11,9 @@ const BATCH: i64 = 5000;
 
 // Each entry: what it counts, and the batch-limited delete. All rows are finished work:
 // read notices with no unfinished delivery, deliveries that are over, past ticks but the
-// latest, and reminder decisions for event starts that are long past.
-const RULES: [(&str, &str); 4] = [
+// latest, reminder decisions for event starts that are long past, and old lines of the
+// delivery attempts log.
+const RULES: [(&str, &str); 5] = [
     (
         "SELECT count(*) FROM notifications n WHERE n.read_at IS NOT NULL AND n.read_at < ?1
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id
@@ -38,6 +39,10 @@ const RULES: [(&str, &str); 4] = [
         "DELETE FROM reminders WHERE (event_id, user_id, offset_minutes, event_start) IN (
            SELECT event_id, user_id, offset_minutes, event_start FROM reminders WHERE event_start < ?1 LIMIT ?2)",
     ),
+    (
+        "SELECT count(*) FROM delivery_attempts WHERE at < ?1",
+        "DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts WHERE at < ?1 LIMIT ?2)",
+    ),
 ];
 
 /// Count (dry run) or delete finished rows older than `cutoff`, a batch per transaction.
@@ -46,7 +51,7 @@ pub(super) fn prune(
     cutoff: DateTime<Utc>,
     dry_run: bool,
 ) -> anyhow::Result<PruneCounts> {
-    let mut n = [0i64; 4];
+    let mut n = [0i64; 5];
     for (i, (count_sql, delete_sql)) in RULES.iter().enumerate() {
         if dry_run {
             n[i] = store.conn.query_row(count_sql, [ts(cutoff)], |r| r.get(0))?;
@@ -66,5 +71,6 @@ pub(super) fn prune(
         deliveries: n[1],
         ticks: n[2],
         reminders: n[3],
+        attempts: n[4],
     })
 }

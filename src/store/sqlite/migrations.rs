@@ -16,7 +16,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/002_tick_problems.sql"),
     include_str!("migrations/003_instant_guards.sql"),
     include_str!("migrations/004_busy_index.sql"),
-    include_str!("migrations/005_reserved.sql"),
+    include_str!("migrations/005_rules.sql"),
     include_str!("migrations/006_people.sql"),
 ];
 

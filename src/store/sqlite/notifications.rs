@@ -5,7 +5,7 @@ use rusqlite::{params, params_from_iter, Row};
 
 use super::{broken, placeholders, ts, Cols, SqliteStore};
 use crate::model::{NewNotice, Notification};
-use crate::store::{BrokenRow, Each, InboxFilter, NoticeOps};
+use crate::store::{BrokenRow, Each, InboxFilter, NoticeOps, NoticeRecord};
 
 const COLUMNS: &str = "n.id, n.user_id, u.email, n.kind, n.title, n.body, n.event_id,
                        n.offset_minutes, n.created_at, n.read_at";
@@ -51,9 +51,9 @@ impl NoticeOps for SqliteStore {
             .conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO notifications
-                    (user_id, kind, event_id, offset_minutes, event_start, event_sequence, previous_start, title, body, created_at,
-                     agenda_date)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    (user_id, kind, event_id, offset_minutes, event_start, event_sequence, previous_start, title, body,
+                     created_at, occurrence_start, agenda_date)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 n.user_id,
@@ -66,7 +66,8 @@ impl NoticeOps for SqliteStore {
                 n.title,
                 n.body,
                 ts(now),
-                n.agenda_date.map(|d| d.to_string())
+                n.occurrence_start.map(ts),
+                n.agenda_date.map(|d| d.to_string()),
             ])?;
         if inserted == 0 {
             return Ok(None);
@@ -178,5 +179,37 @@ impl NoticeOps for SqliteStore {
                                AND d.status IN ('pending', 'sending', 'failed'))",
             [user_id],
         )?)
+    }
+
+    fn event_notices(
+        &mut self,
+        event_id: i64,
+        user_id: i64,
+    ) -> anyhow::Result<Vec<Result<NoticeRecord, BrokenRow>>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, kind, title, offset_minutes, event_start, occurrence_start, previous_start, event_sequence,
+                    created_at, read_at
+             FROM notifications WHERE event_id = ?1 AND user_id = ?2 ORDER BY id",
+        )?;
+        let mut rows = stmt.query(params![event_id, user_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let c = Cols::new(r, "notifications", 0);
+            out.push((|| {
+                Ok(NoticeRecord {
+                    id: c.i64(0)?,
+                    kind: c.text(1)?,
+                    title: c.text(2)?,
+                    offset_minutes: c.opt_i64(3)?,
+                    event_start: c.opt_ts(4)?,
+                    occurrence_start: c.opt_ts(5)?,
+                    previous_start: c.opt_ts(6)?,
+                    event_sequence: c.opt_i64(7)?,
+                    created_at: c.ts(8)?,
+                    read_at: c.opt_ts(9)?,
+                })
+            })());
+        }
+        Ok(out)
     }
 }

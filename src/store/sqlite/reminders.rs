@@ -1,30 +1,44 @@
 //! Reminder decisions: the candidates the planner looks at and the record of each
 //! decision, sent or skipped, keyed once per (event, recipient, offset, event start).
 
-use chrono::{DateTime, Utc};
-use rusqlite::params;
+use chrono::{DateTime, TimeDelta, Utc};
+use rusqlite::{params, OptionalExtension};
 
+use super::events::decode_offsets;
 use super::{ts, Cols, SqliteStore};
 use crate::model::Candidate;
-use crate::store::{BrokenRow, CandidateCursor, CandidatePage, DecisionRecord, ReminderOps, SkippedCount};
+use crate::store::{
+    BrokenRow, CandidateCursor, CandidatePage, CandidateWindow, DecisionRecord, DecisionRow,
+    OccurrenceParticipants, ReminderOps, SeriesPage, SkippedCount,
+};
 
 impl ReminderOps for SqliteStore {
     fn reminder_candidates(
         &mut self,
-        after: DateTime<Utc>,
-        until: DateTime<Utc>,
+        w: &CandidateWindow,
         cursor: Option<&CandidateCursor>,
         limit: u32,
     ) -> anyhow::Result<CandidatePage> {
         // Ordered as the (status, starts_at) index and the participants key already are,
-        // so a page is a seek and a short walk, never a sort of the whole window.
+        // so a page is a seek and a short walk, never a sort of the whole window. With a
+        // lead, the walk reaches as far as the largest offset of any upcoming event, and
+        // each event is kept when its own largest offset (or the lead) reaches `until`.
+        let reach = match w.lead {
+            Some(lead) => {
+                let own = self.largest_own_offset(w.after)?.unwrap_or(0);
+                w.until + TimeDelta::minutes(lead.max(own))
+            }
+            None => w.until,
+        };
         const SELECT: &str = "SELECT e.id, p.user_id, e.starts_at, max(e.armed_at, p.added_at) AS armed_at,
                     (SELECT group_concat(r.offset_minutes) FROM reminders r
                       WHERE r.event_id = e.id AND r.user_id = p.user_id AND r.event_start = e.starts_at),
-                    u.id IS NULL AS user_missing
+                    u.id IS NULL AS user_missing, e.remind_offsets
              FROM events e JOIN participants p ON p.event_id = e.id
              LEFT JOIN users u ON u.id = p.user_id
-             WHERE e.status = 'scheduled' AND e.starts_at <= ?2";
+             WHERE e.status = 'scheduled' AND e.repeat_rule IS NULL AND e.starts_at <= ?2
+               AND (?8 IS NULL OR e.starts_at <= strftime('%Y-%m-%dT%H:%M:%SZ', ?7,
+                        '+' || coalesce(json_extract(e.remind_offsets, '$[0]'), ?8) || ' minutes'))";
         let sql = match cursor {
             None => format!("{SELECT} AND e.starts_at > ?1 ORDER BY e.starts_at, e.id, p.user_id LIMIT ?6"),
             Some(_) => format!(
@@ -37,7 +51,16 @@ impl ReminderOps for SqliteStore {
             Some(c) => (c.starts_at.clone(), c.event_id, c.user_id),
             None => (String::new(), i64::MIN, i64::MIN),
         };
-        let mut rows = stmt.query(params![ts(after), ts(until), c_start, c_event, c_user, limit])?;
+        let mut rows = stmt.query(params![
+            ts(w.after),
+            ts(reach),
+            c_start,
+            c_event,
+            c_user,
+            limit,
+            ts(w.until),
+            w.lead
+        ])?;
         let mut page = CandidatePage::default();
         let mut seen = 0u32;
         let mut last = None;
@@ -72,6 +95,8 @@ impl ReminderOps for SqliteStore {
                     event_start: c.ts(2)?,
                     armed_at: c.ts(3)?,
                     decided: decided.split(',').filter_map(|s| s.parse().ok()).collect(),
+                    offsets: decode_offsets(&c, 6)?,
+                    occurrence: None,
                 })
             })();
             match parsed {
@@ -83,6 +108,160 @@ impl ReminderOps for SqliteStore {
             page.next = last;
         }
         Ok(page)
+    }
+
+    fn largest_own_offset(&mut self, after: DateTime<Utc>) -> anyhow::Result<Option<i64>> {
+        // The distinct largest offsets, from the top, each found by one seek in
+        // events_own_reminders (a loose index scan); the first that an upcoming event has
+        // is the answer. Past events with a larger offset cost a seek each, not a scan.
+        const OWN: &str = "status = 'scheduled' AND repeat_rule IS NULL AND remind_offsets IS NOT NULL";
+        let sql = format!(
+            "WITH RECURSIVE leads(minutes) AS (
+                SELECT max(json_extract(remind_offsets, '$[0]')) FROM events WHERE {OWN}
+                UNION ALL
+                SELECT (SELECT max(json_extract(remind_offsets, '$[0]')) FROM events
+                         WHERE {OWN} AND json_extract(remind_offsets, '$[0]') < leads.minutes)
+                  FROM leads WHERE leads.minutes IS NOT NULL)
+             SELECT minutes FROM leads
+              WHERE minutes IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM events WHERE {OWN}
+                       AND json_extract(remind_offsets, '$[0]') = leads.minutes AND starts_at > ?1)
+              LIMIT 1"
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([ts(after)], |r| r.get::<_, Option<i64>>(0))
+            .optional()?
+            .flatten())
+    }
+
+    fn series_in_window(
+        &mut self,
+        after: DateTime<Utc>,
+        cursor: Option<i64>,
+        limit: u32,
+    ) -> anyhow::Result<SeriesPage> {
+        let mut page = SeriesPage::default();
+        let mut seen = 0u32;
+        let mut last = None;
+        {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT {} FROM events e INDEXED BY events_series
+                 WHERE e.status = 'scheduled' AND e.repeat_rule IS NOT NULL
+                   AND coalesce(e.series_end, '9999-12-31T23:59:59Z') > ?1 AND e.id > ?2
+                 ORDER BY e.id LIMIT ?3",
+                super::events::COLUMNS
+            ))?;
+            let mut rows = stmt.query(params![ts(after), cursor.unwrap_or(i64::MIN), limit])?;
+            while let Some(r) = rows.next()? {
+                seen += 1;
+                last = r.get::<_, i64>(0).ok().or(last);
+                match super::events::decode(r) {
+                    Ok(e) => page.series.push(e),
+                    Err(b) => page.broken.push(b),
+                }
+            }
+        }
+        if seen == limit {
+            page.next = last;
+        }
+        if page.series.is_empty() {
+            return Ok(page);
+        }
+        // The page's exceptions in one query.
+        let ids: Vec<i64> = page.series.iter().map(|e| e.id).collect();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT original_start, status, starts_at, ends_at, armed_at, event_id FROM event_exceptions
+             WHERE event_id IN (SELECT value FROM json_each(?1)) ORDER BY event_id, original_start",
+        )?;
+        let mut rows = stmt.query([serde_json::Value::from(ids).to_string()])?;
+        let mut broken_series = Vec::new();
+        while let Some(r) = rows.next()? {
+            let event_id: i64 = r.get(5)?;
+            let Some(event) = page.series.iter_mut().find(|e| e.id == event_id) else {
+                continue;
+            };
+            match super::events::decode_exception(r, event_id) {
+                Ok(x) => event.exceptions.push(x),
+                Err(b) => {
+                    broken_series.push(event_id);
+                    page.broken.push(b);
+                }
+            }
+        }
+        // A series whose exceptions cannot all be read would remind cancelled occurrences.
+        page.series.retain(|e| !broken_series.contains(&e.id));
+        Ok(page)
+    }
+
+    fn occurrence_candidates(
+        &mut self,
+        event_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<OccurrenceParticipants> {
+        let mut out = OccurrenceParticipants::default();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT p.user_id, p.added_at, u.id IS NULL FROM participants p
+                 LEFT JOIN users u ON u.id = p.user_id WHERE p.event_id = ?1 ORDER BY p.user_id",
+            )?;
+            let mut rows = stmt.query([event_id])?;
+            while let Some(r) = rows.next()? {
+                let c = Cols::named(r, "participants", format!("event {event_id}"));
+                let parsed = (|| -> Result<(i64, DateTime<Utc>), BrokenRow> {
+                    if c.bool(2)? {
+                        return Err(c.invalid(0, "refers to a user that does not exist"));
+                    }
+                    Ok((c.i64(0)?, c.ts(1)?))
+                })();
+                match parsed {
+                    Ok(p) => out.participants.push(p),
+                    Err(b) => out.broken.push(b),
+                }
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT user_id, event_start, offset_minutes FROM reminders
+             WHERE event_id = ?1 AND event_start >= ?2 AND event_start <= ?3",
+        )?;
+        let mut rows = stmt.query(params![event_id, ts(from), ts(to)])?;
+        while let Some(r) = rows.next()? {
+            let c = Cols::named(r, "reminders", format!("event {event_id}"));
+            if let (Ok(user), Ok(start), Ok(offset)) = (c.i64(0), c.ts(1), c.i64(2)) {
+                out.decided.push((user, start, offset));
+            }
+        }
+        Ok(out)
+    }
+
+    fn decisions_for(&mut self, event_id: i64, user_id: i64) -> anyhow::Result<Vec<DecisionRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT offset_minutes, event_start, outcome, reason, notification_id, decided_at FROM reminders
+             WHERE event_id = ?1 AND user_id = ?2 ORDER BY event_start, offset_minutes DESC",
+        )?;
+        let mut rows = stmt.query(params![event_id, user_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let c = Cols::named(r, "reminders", format!("event {event_id} user {user_id}"));
+            let row = (|| -> Result<DecisionRow, BrokenRow> {
+                Ok(DecisionRow {
+                    offset_minutes: c.i64(0)?,
+                    event_start: c.ts(1)?,
+                    outcome: c.text(2)?,
+                    reason: c.opt_text(3)?,
+                    notification_id: c.opt_i64(4)?,
+                    decided_at: c.ts(5)?,
+                })
+            })();
+            // The primary key's own columns are typed by notifyctl's writes: a row that
+            // cannot be read is left out of the explanation rather than failing it.
+            if let Ok(row) = row {
+                out.push(row);
+            }
+        }
+        Ok(out)
     }
 
     fn record_decision(&mut self, d: &DecisionRecord, now: DateTime<Utc>) -> anyhow::Result<bool> {

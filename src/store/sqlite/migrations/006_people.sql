@@ -9,7 +9,7 @@
 --   key). deliveries: the channels 'sms' and 'ntfy', and hold_reason (why a pending
 --   delivery waits: the recipient's quiet hours). SQLite cannot change a CHECK constraint,
 --   so both tables are rebuilt: created anew, filled, swapped in, their indexes made
---   again. The migration runs with foreign keys off (see migrations.rs): dropping the old
+--   again (version 5's occurrence_start and notifications_by_event included). The migration runs with foreign keys off (see migrations.rs): dropping the old
 --   tables must not cascade to the rows that refer to them.
 -- * agenda_runs: the (zone, local date) agenda passes already done, so that a tick whose
 --   agendas are all decided reads one row.
@@ -38,13 +38,14 @@ CREATE TABLE notifications_v6 (
     body           TEXT NOT NULL,
     created_at     TEXT NOT NULL,
     read_at        TEXT,
+    occurrence_start TEXT,
     agenda_date    TEXT,
     CHECK ((kind = 'agenda') = (agenda_date IS NOT NULL))
 );
 INSERT INTO notifications_v6 (id, user_id, kind, event_id, offset_minutes, event_start, event_sequence,
-                              previous_start, title, body, created_at, read_at)
+                              previous_start, title, body, created_at, read_at, occurrence_start)
     SELECT id, user_id, kind, event_id, offset_minutes, event_start, event_sequence,
-           previous_start, title, body, created_at, read_at FROM notifications;
+           previous_start, title, body, created_at, read_at, occurrence_start FROM notifications;
 DROP TABLE notifications;
 ALTER TABLE notifications_v6 RENAME TO notifications;
 CREATE UNIQUE INDEX notifications_reminder_once
@@ -56,6 +57,8 @@ CREATE UNIQUE INDEX notifications_agenda_once
     ON notifications (user_id, agenda_date) WHERE kind = 'agenda';
 CREATE INDEX notifications_inbox ON notifications (user_id, id);
 CREATE INDEX notifications_unread ON notifications (user_id) WHERE read_at IS NULL;
+CREATE INDEX notifications_by_event ON notifications (event_id, user_id)
+    WHERE event_id IS NOT NULL;
 
 CREATE TABLE deliveries_v6 (
     id              INTEGER PRIMARY KEY,
