@@ -23,7 +23,8 @@ use crate::store::{self, EventFilter, Ops, TickSummary, ZoneKey};
 /// Users per write transaction.
 const PAGE: u32 = 200;
 
-/// `user`'s scheduled events starting on local `date`, in start order.
+/// `user`'s scheduled events starting on local `date`, in start order; a series by its
+/// occurrences that day (each the event with the occurrence's times).
 pub fn day_events(
     ops: &mut dyn Ops,
     config: &Config,
@@ -40,16 +41,27 @@ pub fn day_events(
             include_cancelled: false,
         },
         &mut |e| {
-            // A row that cannot be read is reported by the listings that show it; here it
-            // is simply not on the agenda.
-            if let Ok(e) = e {
-                if e.starts_at >= from {
-                    events.push(e);
+            // A row (or a series' rule) that cannot be read is reported by the listings and
+            // the tick that show it; here it is simply not on the agenda.
+            let Ok(e) = e else { return Ok(()) };
+            match e.series() {
+                Ok(None) if e.starts_at >= from => events.push(e),
+                Ok(Some(series)) => {
+                    for o in series.occurrences(from, to, &e.rule_exceptions()) {
+                        if o.start >= from && o.start < to {
+                            let mut shown = e.clone();
+                            shown.starts_at = o.start;
+                            shown.ends_at = o.end;
+                            events.push(shown);
+                        }
+                    }
                 }
+                _ => {}
             }
             Ok(())
         },
     )?;
+    events.sort_by_key(|e| (e.starts_at, e.id));
     Ok(events)
 }
 
@@ -167,14 +179,19 @@ impl Service {
                     let Some(&last) = ids.last() else { break };
                     after = last;
                     for id in ids {
-                        if let Some(user) = self.store.user(id)? {
-                            out.push(PlannedAgenda {
-                                at: moment.max(now),
-                                user_id: id,
-                                user_email: user.email,
-                                local_date: date.to_string(),
-                            });
+                        let Some(user) = self.store.user(id)? else {
+                            continue;
+                        };
+                        // A series may have no occurrence that day: then no agenda.
+                        if day_events(self.store.ops(), &self.config, &user, date)?.is_empty() {
+                            continue;
                         }
+                        out.push(PlannedAgenda {
+                            at: moment.max(now),
+                            user_id: id,
+                            user_email: user.email,
+                            local_date: date.to_string(),
+                        });
                     }
                 }
             }

@@ -972,6 +972,59 @@ fn the_agenda_follows_preferences_and_quiet_hours() {
 }
 
 #[test]
+fn the_agenda_lists_the_occurrences_of_a_series_that_day() {
+    let mut env = Env::new();
+    config(&mut env, None, None, AGENDA);
+    env.at("2030-03-10T20:00:00Z");
+    ana(&env, &[]);
+    // Every Monday 10:00 in Paris since a week ago, and one single event on Monday.
+    env.ok(&[
+        "event",
+        "add",
+        "--title",
+        "Weekly mentoring",
+        "--start",
+        "2030-03-04T09:00:00Z",
+        "--tz",
+        "Europe/Paris",
+        "--repeat",
+        "FREQ=WEEKLY",
+        "--participant",
+        ANA,
+    ]);
+    event(&env, "One-off", "2030-03-11T13:00:00Z");
+    env.at("2030-03-11T06:30:00Z"); // Monday 07:30 in Paris
+    let s = env.tick();
+    assert_eq!(s["created"], 1, "{s}");
+    let listed = agendas(&env, ANA);
+    assert_eq!(listed.len(), 1);
+    let mail = env
+        .eml_files()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .find(|m| m.contains("Weekly mentoring") && m.contains("One-off"))
+        .expect("an agenda email listing the occurrence and the event");
+    assert!(
+        mail.find("Weekly mentoring") < mail.find("One-off"),
+        "the occurrence at 10:00, then the event at 14:00: {mail}"
+    );
+    // Tuesday: the series has no occurrence, so no agenda (nor one planned).
+    env.at("2030-03-12T05:00:00Z");
+    let planned = env.json(&["plan", "--next", "2h"]);
+    assert!(
+        !planned.to_string().contains("agenda"),
+        "no agenda planned on a day without occurrences: {planned}"
+    );
+    env.at("2030-03-12T06:30:00Z");
+    assert_eq!(env.tick()["created"], 0);
+    assert_eq!(agendas(&env, ANA).len(), 1);
+    // The next Monday: the series alone.
+    env.at("2030-03-18T06:30:00Z");
+    assert_eq!(env.tick()["created"], 1);
+    assert_eq!(agendas(&env, ANA).len(), 2);
+}
+
+#[test]
 fn no_agenda_on_a_day_without_events() {
     let mut env = Env::new();
     config(&mut env, None, None, AGENDA);
@@ -1205,6 +1258,7 @@ on_postgres!(
     ntfy_publishes_title_click_and_priority,
     agendas_at_0730_in_paris_and_new_york_from_one_tick_loop,
     no_agenda_on_a_day_without_events,
+    the_agenda_lists_the_occurrences_of_a_series_that_day,
     the_agenda_follows_preferences_and_quiet_hours,
     a_missed_agenda_is_caught_up_within_grace_and_not_after,
     overlapping_ticks_give_one_agenda_each,

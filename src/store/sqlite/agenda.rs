@@ -78,7 +78,10 @@ impl AgendaOps for SqliteStore {
             "SELECT DISTINCT p.user_id FROM events e
                JOIN participants p ON p.event_id = e.id
                JOIN users u ON u.id = p.user_id
-              WHERE e.status = 'scheduled' AND e.starts_at >= ?1 AND e.starts_at < ?2
+              WHERE e.status = 'scheduled' AND e.starts_at < ?2
+                AND (e.starts_at >= ?1
+                     -- a series that may have an occurrence that day (the service expands it)
+                     OR (e.repeat_rule IS NOT NULL AND (e.series_end IS NULL OR e.series_end > ?1)))
                 AND (u.timezone = ?3 OR (?3 IS NULL AND u.timezone IS NULL))
                 AND p.user_id > ?4
                 AND NOT EXISTS (SELECT 1 FROM notifications n
