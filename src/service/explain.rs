@@ -428,10 +428,17 @@ fn delivery_outlook(d: &crate::model::Delivery, max_attempts: u32) -> String {
             .sent_at
             .map(|t| format!(" at {}", rfc3339(t)))
             .unwrap_or_default(),
-        "pending" => format!(
-            ", goes out with the first tick from {}",
-            rfc3339(d.next_attempt_at)
-        ),
+        "pending" => match (d.held_until, d.hold_reason.as_deref()) {
+            (Some(until), Some(why)) => format!(
+                ", held until {} ({}), then goes out with the first tick",
+                rfc3339(until),
+                crate::output::one_line(why)
+            ),
+            _ => format!(
+                ", goes out with the first tick from {}",
+                rfc3339(d.next_attempt_at)
+            ),
+        },
         "failed" => format!(
             " {} time(s), retried from {} (at most {max_attempts} attempts)",
             d.attempts,

@@ -345,6 +345,27 @@ fn quiet_hours_hold_a_notice_until_they_end() {
     assert!(env
         .ok(&["plan", "--next", "12h"])
         .contains("held for quiet hours"));
+    // explain, for support staff: held, until when and why; no attempt was spent.
+    let event_id = d["event_id"].to_string();
+    let text = env.ok(&["explain", &event_id, "--user", ANA]);
+    assert!(
+        text.contains("sms delivery")
+            && text.contains("held until 2030-03-11T06:00:00Z")
+            && text.contains("quiet hours"),
+        "{text}"
+    );
+    let x = env.json(&["explain", &event_id, "--user", ANA]);
+    let held: Vec<&Value> = x["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["deliveries"].as_array().unwrap().iter())
+        .filter(|d| d["held_until"] == "2030-03-11T06:00:00Z")
+        .collect();
+    assert_eq!(held.len(), 2, "{x}");
+    assert!(held
+        .iter()
+        .all(|d| d["attempts_log"].as_array().unwrap().is_empty()));
 
     // 06:59 in Paris: still quiet.
     env.at("2030-03-11T05:59:00Z");
