@@ -109,6 +109,8 @@ impl SqliteStore {
             triggers: triggers.into_iter().map(|(_, sql)| sql).collect(),
             last_event: None,
         });
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = {};", super::BULK_CACHE_KIB))?;
         Ok(())
     }
 
@@ -118,6 +120,8 @@ impl SqliteStore {
             for sql in &bulk.triggers {
                 self.conn.execute_batch(sql)?;
             }
+            self.conn
+                .execute_batch(&format!("PRAGMA cache_size = {};", super::CACHE_KIB))?;
         }
         Ok(())
     }

@@ -43,6 +43,10 @@ pub(crate) struct Bulk {
     last_event: Option<(i64, i64, i64)>,
 }
 
+/// The page cache (SQLite's negative `cache_size`: KiB), and while an import writes.
+pub(super) const CACHE_KIB: i64 = -8192;
+pub(super) const BULK_CACHE_KIB: i64 = -65536;
+
 impl SqliteStore {
     pub fn open(path: &Path, options: OpenOptions) -> anyhow::Result<SqliteStore> {
         if !path.exists() {
@@ -107,6 +111,7 @@ impl SqliteStore {
     }
 
     fn configure(&mut self) -> anyhow::Result<()> {
+        const _: () = assert!(CACHE_KIB < 0 && BULK_CACHE_KIB < 0);
         // A file that is not SQLite fails here, with SQLite's "file is not a database".
         let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         migrations::refuse_newer(version, &self.path)?;
@@ -116,14 +121,16 @@ impl SqliteStore {
         // across process crashes (the failure the outbox guards against) and much faster.
         self.conn
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
-        // A page cache of up to 64 MiB, allocated only as pages are read: a big import or
-        // a busy tick no longer spills modified pages to the WAL again and again (a third
-        // of an import's time went to those writes), and the idle tick pays nothing for it.
-        // Statement journals (every INSERT that fires the schema's triggers may have to roll
-        // back alone) in memory, not in a temporary file: 31 writes per imported event
-        // otherwise.
-        self.conn
-            .execute_batch("PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")?;
+        // A page cache of up to 8 MiB, allocated only as pages are read (the idle tick pays
+        // nothing for it, and a listing that streams 200,000 events stays small); an import
+        // raises it to 64 MiB while it writes (`bulk_writes`), so it no longer spills
+        // modified pages to the WAL again and again (a third of an import's time went to
+        // those writes). Statement journals (every INSERT that fires the schema's triggers
+        // may have to roll back alone) in memory, not in a temporary file: 31 writes per
+        // imported event otherwise.
+        self.conn.execute_batch(&format!(
+            "PRAGMA cache_size = {CACHE_KIB}; PRAGMA temp_store = MEMORY;"
+        ))?;
         // Checkpoints every 10,000 WAL pages (about 40 MiB) instead of 1,000: each one costs
         // two fsyncs, and a busy tick that commits once per message (about eight pages
         // each) spent more time in those fsyncs than in SQL. Pages written again and again
