@@ -138,6 +138,7 @@ impl Service {
         let kind = parse_kinds(kind)?;
         let channels = parse_channels(channel)?;
         let now = self.now();
+        let config = &self.config;
         let (user, prefs) = store::write(&mut *self.store, |ops| {
             let user = ops.find_user(user_key)?;
             for &c in &channels {
@@ -163,6 +164,28 @@ impl Service {
                 .user(user.id)?
                 .ok_or_else(|| anyhow::anyhow!("user {} vanished during the update", user.id))?;
             let prefs = ops.preferences(user.id)?;
+            if on {
+                // A change between a notice and its sending wins, this way too: the user's
+                // messages still on their way gain the channel, where it can reach them.
+                for &c in &channels {
+                    if unusable(config, c, &user).is_some() {
+                        continue;
+                    }
+                    let kinds: Vec<&str> = Kind::ALL
+                        .into_iter()
+                        .filter(|&k| preference(config, &prefs, &user, k, c).wanted())
+                        .map(Kind::as_str)
+                        .collect();
+                    let added = ops.add_channel_to_pending(user.id, c.as_str(), &kinds, now)?;
+                    if added > 0 {
+                        tracing::info!(
+                            user_id = user.id,
+                            "{added} message(s) on their way now also go by {}",
+                            c.as_str()
+                        );
+                    }
+                }
+            }
             Ok((user, prefs))
         })?;
         let still_sent = if on {

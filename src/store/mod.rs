@@ -714,6 +714,16 @@ pub trait DeliveryOps {
     /// A user's deliveries held for quiet hours become due now (their quiet hours or zone
     /// changed: the next tick decides again); how many.
     fn release_held(&mut self, user_id: i64, now: DateTime<Utc>) -> anyhow::Result<usize>;
+    /// A channel the user turned on for `kinds`: each of their notices of those kinds that
+    /// is still on its way (a delivery pending, held, failed or being sent) and has none on
+    /// `channel` gets one, due now; how many.
+    fn add_channel_to_pending(
+        &mut self,
+        user_id: i64,
+        channel: &str,
+        kinds: &[&str],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize>;
     /// The deliveries of a notification with their attempts, by id.
     fn delivery_history(
         &mut self,

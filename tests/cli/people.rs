@@ -262,6 +262,73 @@ fn a_preference_changed_between_the_notice_and_its_sending_wins() {
 }
 
 #[test]
+fn a_channel_turned_on_before_the_sending_carries_the_message_too() {
+    let sms = HttpServer::start(vec![(200, String::new(), Duration::ZERO)]);
+    let mut env = Env::new();
+    config(&mut env, Some(&sms.url("/sms")), None, "");
+    env.at("2030-03-10T09:00:00Z");
+    ana(&env, &[]);
+    env.ok(&[
+        "prefs",
+        "set",
+        "--user",
+        ANA,
+        "--kind",
+        "all",
+        "--channel",
+        "sms",
+        "off",
+    ]);
+    event(&env, "Mentoring", "2030-03-12T09:00:00Z");
+    let earlier = event(&env, "Already sent", "2030-03-13T09:00:00Z");
+    assert!(deliveries(&env).iter().all(|d| d["channel"] == "email"));
+    // The second notice's email went before the change: that notice is no longer on its way.
+    let mail = env
+        .json(&["deliveries"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["event_id"] == earlier)
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect::<Vec<_>>();
+    assert!(!mail.is_empty());
+    env.exec(&format!(
+        "UPDATE deliveries SET status = 'sent' WHERE id IN ({})",
+        mail.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    ));
+    env.ok(&[
+        "prefs",
+        "set",
+        "--user",
+        ANA,
+        "--kind",
+        "assigned",
+        "--channel",
+        "sms",
+        "on",
+    ]);
+    let s = env.tick();
+    let reqs = sms.requests();
+    assert_eq!(reqs.len(), 1, "the notice still on its way goes by SMS too: {s}");
+    assert!(reqs[0].body.contains("Mentoring"), "{:?}", reqs[0].body);
+    assert_eq!(delivery(&env, "sms", "assigned")["status"], "sent");
+    // Turning it on again adds nothing twice.
+    env.ok(&[
+        "prefs",
+        "set",
+        "--user",
+        ANA,
+        "--kind",
+        "assigned",
+        "--channel",
+        "sms",
+        "on",
+    ]);
+    assert_eq!(env.tick()["sent"], 0);
+    assert_eq!(sms.requests().len(), 1);
+}
+
+#[test]
 fn email_notices_off_is_one_case_of_the_preferences() {
     let mut env = Env::new();
     config(&mut env, None, None, "");
@@ -1260,6 +1327,7 @@ on_postgres!(
     prefs_set_and_show_per_kind_and_channel,
     a_mandatory_kind_still_goes_out_and_prefs_set_says_so,
     a_preference_changed_between_the_notice_and_its_sending_wins,
+    a_channel_turned_on_before_the_sending_carries_the_message_too,
     email_notices_off_is_one_case_of_the_preferences,
     quiet_hours_hold_a_notice_until_they_end,
     quiet_hours_within_one_day_and_removed,

@@ -302,6 +302,26 @@ impl DeliveryOps for PgStore {
         Ok(n as usize)
     }
 
+    fn add_channel_to_pending(
+        &mut self,
+        user_id: i64,
+        channel: &str,
+        kinds: &[&str],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
+        let n = self.execute(
+            "INSERT INTO deliveries (notification_id, channel, status, next_attempt_at, created_at, updated_at)
+             SELECT n.id, $2::text, 'pending', $4, $4, $4 FROM notifications n
+              WHERE n.user_id = $1 AND n.kind = ANY($3::text[])
+                AND EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id
+                               AND d.status IN ('pending', 'failed', 'sending'))
+                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id AND d.channel = $2::text)
+             ON CONFLICT DO NOTHING",
+            &[&user_id, &channel, &kinds, &now],
+        )?;
+        Ok(n as usize)
+    }
+
     fn requeue_dead(&mut self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         let n = self.execute(
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1

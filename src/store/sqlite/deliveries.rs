@@ -328,6 +328,25 @@ impl DeliveryOps for SqliteStore {
         )?)
     }
 
+    fn add_channel_to_pending(
+        &mut self,
+        user_id: i64,
+        channel: &str,
+        kinds: &[&str],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
+        let kinds = serde_json::to_string(kinds)?;
+        Ok(self.conn.execute(
+            "INSERT INTO deliveries (notification_id, channel, status, next_attempt_at, created_at, updated_at)
+             SELECT n.id, ?2, 'pending', ?4, ?4, ?4 FROM notifications n
+              WHERE n.user_id = ?1 AND n.kind IN (SELECT value FROM json_each(?3))
+                AND EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id
+                               AND d.status IN ('pending', 'failed', 'sending'))
+                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id AND d.channel = ?2)",
+            params![user_id, channel, kinds, ts(now)],
+        )?)
+    }
+
     fn requeue_dead(&mut self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         Ok(self.conn.execute(
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, updated_at = ?1
