@@ -147,6 +147,7 @@ pub fn run(
             done_tx,
             done_rx,
             in_flight: HashMap::new(),
+            grouped: None,
             down,
             attention: Attention::default(),
             deadline,
@@ -219,6 +220,12 @@ impl Who {
 /// The channel label of a delivery whose row could not be read.
 const UNKNOWN_CHANNEL: &str = "unknown";
 
+/// A write the recording thread owes the database.
+enum Record {
+    Outcome(i64, Who, DeliveryOutcome),
+    Release(i64),
+}
+
 /// The workers of one channel.
 struct Pool {
     jobs: SyncSender<Job>,
@@ -243,6 +250,9 @@ struct Outbox<'a, 's, 'e> {
     done_tx: Tx<Done>,
     done_rx: Receiver<Done>,
     in_flight: HashMap<i64, InFlight>,
+    /// While the outcomes that came back together are being turned into records: the
+    /// records, written in one transaction by [`Outbox::write_grouped`].
+    grouped: Option<Vec<Record>>,
     /// Channels found unreachable or unusable this tick: their remaining deliveries wait
     /// for the next. Shared with the workers, which skip them too.
     down: Arc<Mutex<HashSet<String>>>,
@@ -469,29 +479,82 @@ where
     /// Record the outcomes the workers reported; with `wait`, wait for at least one (or a
     /// short while) first.
     fn record_finished(&mut self, wait: bool, summary: &mut TickSummary) -> anyhow::Result<()> {
-        if wait {
+        let first = if wait {
             match self.done_rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(done) => self.finished(done, summary)?,
-                Err(RecvTimeoutError::Timeout) => {}
+                Ok(done) => Some(done),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the workers stopped"),
             }
+        } else {
+            None
+        };
+        self.finished_together(first, summary)
+    }
+
+    /// `first` and every other outcome already back, recorded in one transaction: when
+    /// this thread falls behind the workers, one commit serves several messages. It does
+    /// not widen what a crash can repeat: those messages were sent already, and the
+    /// workers cannot run further ahead than their queues.
+    fn finished_together(&mut self, first: Option<Done>, summary: &mut TickSummary) -> anyhow::Result<()> {
+        self.grouped = Some(Vec::new());
+        let mut result = Ok(());
+        let mut next = first.or_else(|| self.done_rx.try_recv().ok());
+        while let Some(done) = next {
+            result = self.finished(done, summary);
+            if result.is_err() {
+                break;
+            }
+            next = self.done_rx.try_recv().ok();
         }
-        while let Ok(done) = self.done_rx.try_recv() {
-            self.finished(done, summary)?;
-        }
-        Ok(())
+        let records = self.grouped.take().unwrap_or_default();
+        let written = self.write_grouped(records);
+        result.and(written)
     }
 
     /// Wait for every message in flight and record its outcome.
     fn drain(&mut self, summary: &mut TickSummary) -> anyhow::Result<()> {
         while !self.in_flight.is_empty() {
             match self.done_rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(done) => self.finished(done, summary)?,
+                Ok(done) => self.finished_together(Some(done), summary)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         self.pools.clear();
+        Ok(())
+    }
+
+    /// Write records in one transaction (each outcome only while the claim is held).
+    fn write_grouped(&mut self, records: Vec<Record>) -> anyhow::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let owner = &self.settings.owner;
+        let lost = store::write(&mut *self.store, |ops| {
+            let mut lost = Vec::new();
+            for r in &records {
+                match r {
+                    Record::Outcome(id, who, outcome) => {
+                        if !ops.record_outcome(*id, owner, outcome, now)? {
+                            lost.push((*id, who.channel.clone()));
+                        }
+                    }
+                    Record::Release(id) => {
+                        ops.release_claims(owner, &[*id])?;
+                    }
+                }
+            }
+            Ok(lost)
+        })?;
+        for (id, channel) in lost {
+            tracing::warn!(
+                tick_id = self.settings.tick_id,
+                delivery_id = id,
+                channel = channel.as_str(),
+                "delivery {id}: claim lost to another tick; its outcome was not recorded"
+            );
+        }
         Ok(())
     }
 
@@ -605,8 +668,11 @@ where
     }
 
     fn release(&mut self, id: i64) -> anyhow::Result<()> {
-        let owner = &self.settings.owner;
-        store::write(&mut *self.store, |ops| ops.release_claims(owner, &[id])).map(drop)
+        if let Some(grouped) = self.grouped.as_mut() {
+            grouped.push(Record::Release(id));
+            return Ok(());
+        }
+        self.write_grouped(vec![Record::Release(id)])
     }
 
     /// Record an outcome (and count it under its channel, `unknown` for an unreadable row).
@@ -623,19 +689,12 @@ where
             .outcomes
             .entry((who.channel.clone(), label))
             .or_default() += 1;
-        let now = self.clock.now();
-        let owner = &self.settings.owner;
-        if !store::write(&mut *self.store, |ops| {
-            ops.record_outcome(id, owner, outcome, now)
-        })? {
-            tracing::warn!(
-                tick_id = self.settings.tick_id,
-                delivery_id = id,
-                channel = who.channel.as_str(),
-                "delivery {id}: claim lost to another tick; its outcome was not recorded"
-            );
+        let record = Record::Outcome(id, who.clone(), outcome.clone());
+        if let Some(grouped) = self.grouped.as_mut() {
+            grouped.push(record);
+            return Ok(());
         }
-        Ok(())
+        self.write_grouped(vec![record])
     }
 
     fn record_dead(
