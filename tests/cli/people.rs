@@ -1174,6 +1174,10 @@ fn a_bad_channel_config_is_refused_in_one_line() {
         ("[ntfy]\nurl = \"http://x\"\nreminder_priority = 9\n", "priority"),
         ("[agenda]\nat = \"7h30\"\n", "07:30"),
         ("[preferences]\nmandatory = [\"weekly\"]\n", "weekly"),
+        // Line breaks the URL parser would silently drop, and a sender on two lines.
+        ("[sms]\nurl = \"http://x/sms\\n/x\"\n", "sms.url"),
+        ("[ntfy]\nurl = \"http://x/ \"\n", "ntfy.url"),
+        ("[sms]\nurl = \"http://x\"\nfrom = \"+33 6\\n\"\n", "sms.from"),
     ] {
         env.config(toml);
         let err = env.fails(&["config", "check"], 2);
