@@ -1047,6 +1047,14 @@ fn bad_rules_offsets_and_occurrences_are_refused_in_one_line_writing_nothing() {
             add(&["--repeat", "DTSTART:20300305T093000\nRRULE:FREQ=DAILY"]),
             "DTSTART",
         ),
+        (
+            add(&["--repeat", &format!("FREQ=DAILY;{}", "X".repeat(100_000))]),
+            "at most 1000",
+        ),
+        (
+            add(&["--repeat", "FREQ=DAILY;COUNT=3\u{1b}[31m"]),
+            "control character (\\u{1b})",
+        ),
         (add(&["--remind", "5x"]), "5x"),
         (add(&["--remind", "0m"]), "positive"),
         (add(&["--remind", "90s"]), "whole number of minutes"),
@@ -1148,6 +1156,11 @@ fn bad_rules_offsets_and_occurrences_are_refused_in_one_line_writing_nothing() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
         assert_one_line_error(&err);
+        assert!(
+            err.len() < 1000,
+            "{args:?}: a short error, not {} bytes",
+            err.len()
+        );
         assert!(err.contains(expected), "{args:?}: {expected:?} not in {err}");
         assert_eq!(env.dump(), before, "{args:?} wrote something");
     }
