@@ -582,9 +582,12 @@ impl Config {
     /// The settings of preferences, SMS, push and the agenda.
     fn validate_people(&self) -> anyhow::Result<()> {
         let http_url = |key: &str, value: &str| -> anyhow::Result<()> {
-            let ok = url::Url::parse(value)
-                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .unwrap_or(false);
+            // The URL parser silently drops tabs and line breaks: a value holding one is a
+            // pasting mistake, not the URL it would become.
+            let ok = !value.chars().any(|c| c.is_control() || c.is_whitespace())
+                && url::Url::parse(value)
+                    .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                    .unwrap_or(false);
             if ok {
                 Ok(())
             } else {
@@ -607,6 +610,12 @@ impl Config {
             return Err(user_error(
                 "invalid config: sms.method = \"GET\" sends the body as the query string: it needs format = \"form\"",
             ));
+        }
+        if self.sms.from.chars().any(char::is_control) || self.sms.from.trim() != self.sms.from {
+            return Err(user_error(format!(
+                "invalid config: sms.from '{}': one line without spaces around it, a number in E.164 (+33612345678) or an alphanumeric id",
+                crate::input::printable(&self.sms.from, 40)
+            )));
         }
         crate::messages::request::check(self.sms.format, &self.sms.body)
             .map_err(|e| user_error(format!("invalid config: sms.body: {e:#}")))?;

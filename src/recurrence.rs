@@ -47,6 +47,10 @@ use rrule::{Frequency, NWeekday, RRule, RRuleSet};
 /// occurrence, so this bounds the work of any query on it; longer series use `UNTIL` or none.
 pub const MAX_COUNT: u32 = 10_000;
 
+/// The longest repeat rule, in characters: ample for any real rule (BYMONTHDAY with all 31
+/// days is under 100).
+const MAX_RULE_CHARS: usize = 1000;
+
 /// The rule parts accepted, in the order [`Series::rule`] writes them.
 const KNOWN_PARTS: &str = "FREQ, INTERVAL, COUNT, UNTIL, BYMONTH, BYMONTHDAY, BYDAY, BYSETPOS, WKST";
 
@@ -673,6 +677,21 @@ fn parse_rule(input: &str, tz: Tz) -> Result<Parts, String> {
     let text = input.trim();
     if text.is_empty() {
         return Err("the repeat rule is empty: give an RRULE such as FREQ=WEEKLY;COUNT=10".into());
+    }
+    // A rule is a short line; a longer value is a mistake, and the errors below quote it.
+    if text.chars().count() > MAX_RULE_CHARS {
+        return Err(format!(
+            "the repeat rule is {} characters long: at most {MAX_RULE_CHARS}, e.g. \
+             FREQ=WEEKLY;BYDAY=MO,TH;COUNT=10",
+            text.chars().count()
+        ));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\r')) {
+        return Err(format!(
+            "the repeat rule holds a control character ({}): give one line of plain text, \
+             e.g. FREQ=WEEKLY;COUNT=10",
+            c.escape_unicode()
+        ));
     }
     if text.contains(['\n', '\r']) || text.to_ascii_uppercase().contains("DTSTART") {
         return Err(format!(

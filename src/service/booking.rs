@@ -659,7 +659,12 @@ impl Service {
                 .unwrap_or_else(|| self.config.default_tz()),
         };
         let title = u.title.as_deref().map(check_title).transpose()?;
-        let remind = (!u.remind.is_empty())
+        // Blank values (a web form's empty field) are no value: the offsets stay unchanged,
+        // as with no --remind; `default` is how to go back to [reminders] offsets.
+        let remind = u
+            .remind
+            .iter()
+            .any(|v| !v.trim().is_empty())
             .then(|| parse_remind(&u.remind))
             .transpose()?;
         let starts_at = u.start.as_deref().map(|s| parse_time(s, tz)).transpose()?;
@@ -805,7 +810,11 @@ impl Service {
         occurrence: &str,
         u: &EventUpdate,
     ) -> anyhow::Result<Booked> {
-        if u.title.is_some() || u.video.is_some() || !u.remind.is_empty() || u.repeat.is_some() {
+        if u.title.is_some()
+            || u.video.is_some()
+            || u.remind.iter().any(|v| !v.trim().is_empty())
+            || u.repeat.is_some()
+        {
             return Err(user_error(
                 "--occurrence moves one occurrence: give only --start and/or --end / --duration (change the title, link, reminders or rule of the whole series without --occurrence)",
             ));

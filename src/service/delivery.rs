@@ -166,12 +166,14 @@ fn channel_name(channel: Channel) -> &'static str {
 
 /// Until when a message to `user` waits for the end of their quiet hours, and why; `None`
 /// when it goes now (no quiet hours, outside them, or a kind that never waits).
+/// `event_start` is the start the message is about: for a series, the occurrence it names
+/// (a moved one's new start) or the next one, not the series' first start.
 pub fn quiet_until(
     config: &Config,
     reporter: &Reporter,
     user: &User,
     kind: Kind,
-    event: Option<&Event>,
+    event_start: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Option<(DateTime<Utc>, String)> {
     let text = user.quiet_hours.as_deref()?;
@@ -188,7 +190,7 @@ pub fn quiet_until(
     };
     let tz = user_tz(config, user);
     let until = window.until(now, tz)?;
-    quiet_hours::may_wait(kind, event.map(|e| e.starts_at), now, until).then(|| {
+    quiet_hours::may_wait(kind, event_start, now, until).then(|| {
         (
             until,
             format!("quiet hours of the recipient ({window} {})", tz.name()),
@@ -308,9 +310,9 @@ impl Deliverer for TickDeliverer<'_> {
             _ => None,
         };
         if channel.is_personal() {
-            if let Some((until, reason)) =
-                quiet_until(self.config, self.reporter, &user, kind, event.as_ref(), now)
-            {
+            // The start the message is about: a moved occurrence's, or a series' next.
+            let start = event.as_ref().map(|e| message_times(d, e, now).0);
+            if let Some((until, reason)) = quiet_until(self.config, self.reporter, &user, kind, start, now) {
                 return Ok(Prepared::Hold { until, reason });
             }
         }

@@ -447,6 +447,63 @@ fn quiet_hours_hold_a_notice_until_they_end() {
     assert_eq!(delivery(&env, "sms", "assigned")["held_until"], Value::Null);
 }
 
+/// A moved occurrence is judged by its own start, not the series' first: moving next
+/// week's session of a series that starts tomorrow waits for the quiet hours to end;
+/// moving tomorrow's goes now (less than a day ahead).
+#[test]
+fn a_moved_occurrence_a_week_ahead_waits_for_quiet_hours() {
+    let mut env = Env::new();
+    config(&mut env, None, None, "");
+    env.at("2030-03-10T10:00:00Z");
+    ana(&env, &["--quiet-hours", "22:00-07:00"]);
+    let id = env.json(&[
+        "event",
+        "add",
+        "--title",
+        "Daily",
+        "--start",
+        "2030-03-11T09:30",
+        "--tz",
+        "Europe/Paris",
+        "--participant",
+        ANA,
+        "--repeat",
+        "FREQ=DAILY;COUNT=10",
+    ])["id"]
+        .to_string();
+    env.tick();
+    // 23:30 in Paris: quiet.
+    env.at("2030-03-10T22:30:00Z");
+    env.ok(&[
+        "event",
+        "update",
+        &id,
+        "--occurrence",
+        "2030-03-17T09:30",
+        "--start",
+        "2030-03-17T11:00",
+    ]);
+    let s = env.tick();
+    assert_eq!(
+        (s["sent"].as_i64(), s["held"].as_i64()),
+        (Some(0), Some(1)),
+        "{s}"
+    );
+    let d = delivery(&env, "email", "rescheduled");
+    assert_eq!(d["held_until"], "2030-03-11T06:00:00Z", "{d}");
+    env.ok(&[
+        "event",
+        "update",
+        &id,
+        "--occurrence",
+        "2030-03-11T09:30",
+        "--start",
+        "2030-03-11T10:00",
+    ]);
+    let s = env.tick();
+    assert_eq!(s["sent"], 1, "tomorrow's move goes now: {s}");
+}
+
 #[test]
 fn quiet_hours_within_one_day_and_removed() {
     let sms = HttpServer::start(vec![(200, String::new(), Duration::ZERO)]);
@@ -1315,6 +1372,10 @@ fn a_bad_channel_config_is_refused_in_one_line() {
         ("[ntfy]\nurl = \"http://x\"\nreminder_priority = 9\n", "priority"),
         ("[agenda]\nat = \"7h30\"\n", "07:30"),
         ("[preferences]\nmandatory = [\"weekly\"]\n", "weekly"),
+        // Line breaks the URL parser would silently drop, and a sender on two lines.
+        ("[sms]\nurl = \"http://x/sms\\n/x\"\n", "sms.url"),
+        ("[ntfy]\nurl = \"http://x/ \"\n", "ntfy.url"),
+        ("[sms]\nurl = \"http://x\"\nfrom = \"+33 6\\n\"\n", "sms.from"),
     ] {
         env.config(toml);
         let err = env.fails(&["config", "check"], 2);
@@ -1331,6 +1392,7 @@ on_postgres!(
     email_notices_off_is_one_case_of_the_preferences,
     quiet_hours_hold_a_notice_until_they_end,
     quiet_hours_within_one_day_and_removed,
+    a_moved_occurrence_a_week_ahead_waits_for_quiet_hours,
     quiet_hours_across_a_daylight_saving_night,
     reminders_and_cancellations_are_never_held,
     sms_is_a_form_post_with_basic_auth_as_configured,

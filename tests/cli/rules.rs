@@ -560,6 +560,49 @@ fn editing_remind_replans_only_the_undecided_and_never_sends_twice() {
     assert_eq!(reminders.as_array().unwrap().len(), 3);
 }
 
+/// A web form's empty reminder field on `event update` changes nothing: it does not put
+/// the event back on the config's offsets (that is `--remind default`).
+#[test]
+fn an_empty_remind_on_update_keeps_the_events_own_offsets() {
+    let env = env_at("2030-03-09T09:00:00Z");
+    let id = env.json(&[
+        "event",
+        "add",
+        "--title",
+        "Consultation",
+        "--start",
+        "2030-03-10T12:00:00Z",
+        "--participant",
+        ANA,
+        "--remind",
+        "2h",
+    ])["id"]
+        .to_string();
+    env.ok(&["event", "update", &id, "--remind", ""]);
+    env.ok(&["event", "update", &id, "--remind", " ", "--title", "Renamed"]);
+    let x = explain(&env, &id);
+    assert_eq!(x["event"]["reminder_offsets"], serde_json::json!([120]));
+    assert_eq!(x["event"]["own_offsets"], true);
+    let none = env.json(&[
+        "event",
+        "add",
+        "--title",
+        "Quiet",
+        "--start",
+        "2030-03-11T12:00:00Z",
+        "--participant",
+        ANA,
+        "--remind",
+        "none",
+    ])["id"]
+        .to_string();
+    env.ok(&["event", "update", &none, "--remind", ""]);
+    assert_eq!(
+        explain(&env, &none)["event"]["reminder_offsets"],
+        serde_json::json!([])
+    );
+}
+
 #[test]
 fn remind_none_sends_no_reminder_and_import_takes_remind_per_row() {
     let mut env = env_at("2030-03-09T09:00:00Z");
@@ -1004,6 +1047,14 @@ fn bad_rules_offsets_and_occurrences_are_refused_in_one_line_writing_nothing() {
             add(&["--repeat", "DTSTART:20300305T093000\nRRULE:FREQ=DAILY"]),
             "DTSTART",
         ),
+        (
+            add(&["--repeat", &format!("FREQ=DAILY;{}", "X".repeat(100_000))]),
+            "at most 1000",
+        ),
+        (
+            add(&["--repeat", "FREQ=DAILY;COUNT=3\u{1b}[31m"]),
+            "control character (\\u{1b})",
+        ),
         (add(&["--remind", "5x"]), "5x"),
         (add(&["--remind", "0m"]), "positive"),
         (add(&["--remind", "90s"]), "whole number of minutes"),
@@ -1105,6 +1156,11 @@ fn bad_rules_offsets_and_occurrences_are_refused_in_one_line_writing_nothing() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
         assert_one_line_error(&err);
+        assert!(
+            err.len() < 1000,
+            "{args:?}: a short error, not {} bytes",
+            err.len()
+        );
         assert!(err.contains(expected), "{args:?}: {expected:?} not in {err}");
         assert_eq!(env.dump(), before, "{args:?} wrote something");
     }
