@@ -404,10 +404,14 @@ impl EventOps for SqliteStore {
         except: Option<i64>,
     ) -> anyhow::Result<Vec<Result<Event, BrokenRow>>> {
         let rows: Vec<Result<Event, BrokenRow>> = {
+            // From the live series (events_series), each checked for this participant by
+            // key: a booking costs the number of live series, not the participant's history
+            // (walking a mentor's 100,000 past events took 80 ms per booking).
             let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM participants p JOIN events e ON e.id = p.event_id
-                 WHERE p.user_id = ?1 AND e.repeat_rule IS NOT NULL AND e.status = 'scheduled'
-                   AND (e.series_end IS NULL OR e.series_end > ?2) AND e.id IS NOT ?3
+                "SELECT {COLUMNS} FROM events e INDEXED BY events_series
+                 WHERE e.status = 'scheduled' AND e.repeat_rule IS NOT NULL
+                   AND coalesce(e.series_end, '9999-12-31T23:59:59Z') > ?2 AND e.id IS NOT ?3
+                   AND EXISTS (SELECT 1 FROM participants p WHERE p.event_id = e.id AND p.user_id = ?1)
                  ORDER BY e.id"
             ))?;
             let mut rows = stmt.query(params![user_id, ts(after), except])?;

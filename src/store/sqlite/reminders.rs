@@ -114,17 +114,20 @@ impl ReminderOps for SqliteStore {
         // The distinct largest offsets, from the top, each found by one seek in
         // events_own_reminders (a loose index scan); the first that an upcoming event has
         // is the answer. Past events with a larger offset cost a seek each, not a scan.
+        // INDEXED BY: with the statistics of an ANALYZEd database SQLite preferred the
+        // (status, starts_at) index and read every scheduled event (335 ms per idle tick at
+        // 1,000,000 events).
         const OWN: &str = "status = 'scheduled' AND repeat_rule IS NULL AND remind_offsets IS NOT NULL";
         let sql = format!(
             "WITH RECURSIVE leads(minutes) AS (
-                SELECT max(json_extract(remind_offsets, '$[0]')) FROM events WHERE {OWN}
+                SELECT max(json_extract(remind_offsets, '$[0]')) FROM events INDEXED BY events_own_reminders WHERE {OWN}
                 UNION ALL
-                SELECT (SELECT max(json_extract(remind_offsets, '$[0]')) FROM events
+                SELECT (SELECT max(json_extract(remind_offsets, '$[0]')) FROM events INDEXED BY events_own_reminders
                          WHERE {OWN} AND json_extract(remind_offsets, '$[0]') < leads.minutes)
                   FROM leads WHERE leads.minutes IS NOT NULL)
              SELECT minutes FROM leads
               WHERE minutes IS NOT NULL AND EXISTS (
-                    SELECT 1 FROM events WHERE {OWN}
+                    SELECT 1 FROM events INDEXED BY events_own_reminders WHERE {OWN}
                        AND json_extract(remind_offsets, '$[0]') = leads.minutes AND starts_at > ?1)
               LIMIT 1"
         );
