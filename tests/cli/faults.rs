@@ -1,38 +1,11 @@
 //! The guarantees under load and faults: many ticks at once, ticks killed at random
 //! moments, SMTP servers that misbehave, a locked or read-only database.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{Env, SmtpPolicy, SmtpServer};
-
-fn smtp_env(server: &SmtpServer) -> Env {
-    let mut env = Env::new();
-    env.smtp(
-        server,
-        "max_attempts = 50\nbackoff_base = \"1s\"\nbackoff_max = \"1s\"",
-    );
-    env.at("2030-03-10T09:00:00Z");
-    env.user("ana@example.org", &[]);
-    env
-}
-
-/// Every notice arrived, by Message-ID; returns how many arrived more than once.
-fn all_arrived_once(server: &SmtpServer, total: usize) -> usize {
-    let msgs = server.wait_for(total);
-    let mut by_id: HashMap<String, usize> = HashMap::new();
-    for m in &msgs {
-        *by_id.entry(m.message_id()).or_default() += 1;
-    }
-    assert_eq!(
-        by_id.len(),
-        total,
-        "every email arrived ({} of {total})",
-        by_id.len()
-    );
-    by_id.values().filter(|&&c| c > 1).count()
-}
+use crate::support::{all_arrived_once, smtp_env, Env, SmtpPolicy, SmtpServer};
 
 /// Tick, moving the clock on, until nothing waits.
 fn drain(env: &mut Env, mut minute: u32) {

@@ -4,7 +4,7 @@
 //! (every other end-to-end test runs on it too, through `on_postgres!`); each test returns
 //! at once, after one line on stderr, on a machine without it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,34 +12,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use notifyctl::store::{self, ClaimRequest, DeliveryOutcome, Location, OpenMode, OpenOptions};
 
 use crate::pgcluster;
-use crate::support::{dead_port, run_on_postgres, stderr_of, Env, SmtpPolicy, SmtpServer};
-
-fn smtp_env(server: &SmtpServer) -> Env {
-    let mut env = Env::new();
-    env.smtp(
-        server,
-        "max_attempts = 50\nbackoff_base = \"1s\"\nbackoff_max = \"1s\"",
-    );
-    env.at("2030-03-10T09:00:00Z");
-    env.user("ana@example.org", &[]);
-    env
-}
-
-/// Every message arrived, by Message-ID; how many arrived more than once.
-fn all_arrived_once(server: &SmtpServer, total: usize) -> usize {
-    let msgs = server.wait_for(total);
-    let mut by_id: HashMap<String, usize> = HashMap::new();
-    for m in &msgs {
-        *by_id.entry(m.message_id()).or_default() += 1;
-    }
-    assert_eq!(
-        by_id.len(),
-        total,
-        "every email arrived ({} of {total})",
-        by_id.len()
-    );
-    by_id.values().filter(|&&c| c > 1).count()
-}
+use crate::support::{
+    all_arrived_once, dead_port, run_on_postgres, smtp_env, stderr_of, Env, SmtpPolicy, SmtpServer,
+};
 
 /// Start `n` processes of `args` at once and wait for all of them.
 fn together(env: &Env, n: usize, args: &[&str]) -> Vec<Output> {

@@ -1028,3 +1028,31 @@ impl HttpServer {
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
+
+/// An environment with Ana, sending to `server` with quick retries (the fault tests').
+pub fn smtp_env(server: &SmtpServer) -> Env {
+    let mut env = Env::new();
+    env.smtp(
+        server,
+        "max_attempts = 50\nbackoff_base = \"1s\"\nbackoff_max = \"1s\"",
+    );
+    env.at("2030-03-10T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    env
+}
+
+/// Every message arrived, by Message-ID; how many arrived more than once.
+pub fn all_arrived_once(server: &SmtpServer, total: usize) -> usize {
+    let msgs = server.wait_for(total);
+    let mut by_id: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for m in &msgs {
+        *by_id.entry(m.message_id()).or_default() += 1;
+    }
+    assert_eq!(
+        by_id.len(),
+        total,
+        "every email arrived ({} of {total})",
+        by_id.len()
+    );
+    by_id.values().filter(|&&c| c > 1).count()
+}
