@@ -140,6 +140,12 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_body_passes_the_check_the_config_skips() {
+        check(BodyFormat::Form, crate::config::DEFAULT_SMS_BODY).unwrap();
+        assert!(check(BodyFormat::Json, crate::config::DEFAULT_SMS_BODY).is_err());
+    }
+
+    #[test]
     fn form_values_are_url_encoded() {
         let t = BodyTemplate::new(BodyFormat::Form, "To={{ to }}&From={{ from }}&Body={{ text }}").unwrap();
         let body = t.render(&values("a&b=c é")).unwrap();

@@ -226,7 +226,10 @@ impl<'a> TickDeliverer<'a> {
 
 impl Deliverer for TickDeliverer<'_> {
     fn new_batch(&mut self) {
+        // Per batch, not per tick: a tick of 100,000 reminders to 100,000 people would
+        // otherwise keep every recipient in memory to the end.
         self.events.clear();
+        self.users.clear();
     }
 
     fn prepare(
