@@ -99,7 +99,7 @@ impl EmailSender {
         let kind = item.kind;
         let Rendered {
             subject, text, html, ..
-        } = item.rendered.clone();
+        } = &item.rendered;
         let message_id = format!(
             "<notifyctl.{}.{}@{}>",
             item.notification_id, item.delivery_id, self.domain
@@ -113,7 +113,7 @@ impl EmailSender {
             .map_err(|e| anyhow::anyhow!("the recipient address cannot be used: {e:#}"))?;
         let name = header_text(&item.recipient.name, MAX_DISPLAY_NAME);
         let to = Mailbox::new((!name.is_empty()).then_some(name), address);
-        let subject = header_text(&subject, MAX_SUBJECT);
+        let subject = header_text(subject, MAX_SUBJECT);
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -150,7 +150,7 @@ impl EmailSender {
         }
         let alternative = MultiPart::alternative()
             .singlepart(SinglePart::plain(text.clone()))
-            .singlepart(SinglePart::html(html));
+            .singlepart(SinglePart::html(html.clone()));
         let body = match (kind, &item.event) {
             (Kind::Custom, _) | (_, None) => alternative,
             (_, Some(event)) => {
@@ -174,7 +174,7 @@ impl EmailSender {
                     uid: &format!("event-{}@{}", event.id, self.domain),
                     sequence: event.sequence,
                     title: &event.title,
-                    description: &text,
+                    description: text,
                     starts_at: event.starts_at,
                     ends_at: event.ends_at,
                     video_url: event.video_url.as_deref(),
@@ -209,6 +209,8 @@ impl EmailSender {
                 // last alternative (`text/calendar; method=...`), which Gmail and Outlook show
                 // as an invitation with its answer buttons, and as an `invite.ics` attachment
                 // for the clients that only offer to open a file.
+                // Encoded once for both.
+                let calendar = lettre::message::Body::new(calendar);
                 let invitation = SinglePart::builder()
                     .header(content_type.clone())
                     .body(calendar.clone());

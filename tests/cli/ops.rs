@@ -303,3 +303,46 @@ crate::support::on_postgres!(
     a_quiet_tick_prints_nothing_unless_something_failed,
     global_options_may_follow_the_subcommand,
 );
+
+/// The last process to close the database leaves a short write-ahead log for the next one
+/// (copying it into the file costs two fsyncs, more than an idle tick's work) and copies a
+/// long one. Either way the next process sees every commit.
+#[test]
+fn a_short_write_ahead_log_is_left_for_the_next_process_a_long_one_is_copied() {
+    let mut env = Env::new();
+    let wal = {
+        let mut p = env.db.clone().into_os_string();
+        p.push("-wal");
+        std::path::PathBuf::from(p)
+    };
+    env.at("2030-03-10T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    env.tick();
+    let short = std::fs::metadata(&wal)
+        .expect("the log of an idle tick stays")
+        .len();
+    assert!(short > 0 && short <= 1 << 20, "{short} bytes");
+    // A new process reads it back (SQLite's recovery): the tick and the user are there.
+    let status = env.json(&["status"]);
+    assert_eq!(status["last_tick"]["ok"], true, "{status}");
+    assert_eq!(env.json(&["user", "list"]).as_array().unwrap().len(), 1);
+
+    // Several MiB of events: the command that wrote them copies the log into the file.
+    let mut rows = String::new();
+    for i in 0..4000 {
+        rows.push_str(&format!(
+            "{{\"title\":\"{}{i}\",\"start\":\"2030-04-{:02}T{:02}:{:02}:00Z\",\"duration\":\"1m\",\"participants\":[\"ana@example.org\"]}}\n",
+            "x".repeat(280),
+            1 + i / 480,
+            (i % 480) / 20,
+            (i % 20) * 3,
+        ));
+    }
+    std::fs::write(env.path("e.jsonl"), rows).unwrap();
+    assert_eq!(env.json(&["import", "events", "e.jsonl"])["imported"], 4000);
+    assert!(
+        !wal.exists(),
+        "a log of several MiB is copied and removed at close"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM events"), 4000);
+}
