@@ -88,6 +88,9 @@ fn end_hour(secs: i64) -> i64 {
     (secs + 3599).div_euclid(3600)
 }
 
+/// R*Tree entries written by one statement when the deferred busy slots are written.
+const INDEX_ROWS_PER_INSERT: usize = 64;
+
 /// A participant of a single event written in a bulk write whose busy slot is deferred:
 /// what the slot and the double-booking sweep need (Unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -180,16 +183,35 @@ impl SqliteStore {
             }
         }
         bookings.sort_unstable_by_key(|b| (b.user_id, std::cmp::Reverse((b.start, b.end))));
-        let mut index = self
+        // Many entries per statement: the per-statement work (binding, stepping, resetting)
+        // was a tenth of the fill. Rows of a VALUES list are inserted in their order.
+        let mut many = self.conn.prepare_cached(&format!(
+            "INSERT INTO busy_index VALUES {}",
+            vec!["(?, ?, ?, ?, ?)"; INDEX_ROWS_PER_INSERT].join(", ")
+        ))?;
+        let mut one = self
             .conn
             .prepare_cached("INSERT INTO busy_index VALUES (?1, ?2, ?2, ?3, ?4)")?;
-        for b in &bookings {
-            index.execute(params![
+        let entry = |b: &Booking| {
+            [
                 b.event_id,
                 b.user_id,
+                b.user_id,
                 start_hour(b.start),
-                end_hour(b.end)
-            ])?;
+                end_hour(b.end),
+            ]
+        };
+        let chunks = bookings.chunks_exact(INDEX_ROWS_PER_INSERT);
+        let rest = chunks.remainder();
+        let mut values: Vec<i64> = Vec::with_capacity(5 * INDEX_ROWS_PER_INSERT);
+        for chunk in chunks {
+            values.clear();
+            values.extend(chunk.iter().flat_map(entry));
+            many.execute(params_from_iter(values.iter()))?;
+        }
+        for b in rest {
+            let [slot, user, _, from, to] = entry(b);
+            one.execute(params![slot, user, from, to])?;
         }
         Ok(())
     }
