@@ -12,6 +12,7 @@
 //! single events only, so bookings made by notifyctl take `guard_bookings` first.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -81,7 +82,8 @@ impl ResolvedEvent {
 /// each user's live series (an import adds no series, so they stay valid for its write).
 #[derive(Debug, Default)]
 pub struct UserCache {
-    users: HashMap<String, User>,
+    /// Shared, not cloned: an import looks up two users per row.
+    users: HashMap<String, Rc<User>>,
     series: HashMap<i64, Vec<Event>>,
 }
 
@@ -90,12 +92,12 @@ impl UserCache {
         UserCache::default()
     }
 
-    fn user(&mut self, ops: &mut dyn Ops, key: &str) -> anyhow::Result<User> {
+    fn user(&mut self, ops: &mut dyn Ops, key: &str) -> anyhow::Result<Rc<User>> {
         if let Some(u) = self.users.get(key) {
-            return Ok(u.clone());
+            return Ok(Rc::clone(u));
         }
-        let u = ops.find_user(key)?;
-        self.users.insert(key.to_string(), u.clone());
+        let u = Rc::new(ops.find_user(key)?);
+        self.users.insert(key.to_string(), Rc::clone(&u));
         Ok(u)
     }
 
@@ -406,7 +408,7 @@ pub(super) fn insert(
     notify: bool,
     cache: &mut UserCache,
 ) -> anyhow::Result<i64> {
-    let mut users: Vec<(User, String)> = Vec::new();
+    let mut users: Vec<(Rc<User>, &str)> = Vec::new();
     for (key, role) in &spec.participants {
         let user = cache.user(ops, key)?;
         if users.iter().any(|(u, _)| u.id == user.id) {
@@ -415,7 +417,7 @@ pub(super) fn insert(
         if !allow_overlap {
             refuse_overlap(ops, &user, Slot::of(spec), None, notifier.now, cache)?;
         }
-        users.push((user, role.clone()));
+        users.push((user, role));
     }
     let id = ops.insert_event(&spec.new, notifier.now)?;
     for (user, role) in &users {

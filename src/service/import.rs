@@ -9,6 +9,13 @@
 //!    check (against the database and the rows before it), and every row that cannot be
 //!    written is noted; any bad row in either pass means nothing is committed.
 //!
+//! Pass 2 first runs with the backend's double-booking index deferred where it can
+//! (`EventOps::defer_overlap_index`, SQLite): rows are checked against the bookings made
+//! before the import as they are written, against one another in one sorted sweep at the
+//! end, and the index is filled by participant. When that run would refuse a row it is
+//! rolled back and the file written again row by row, as described above, so a refused
+//! file reports the same rows and the same conflicting events either way.
+//!
 //! Rows are checked in pass 2 even when pass 1 found problems, so one run reports every
 //! bad row, double bookings included. Video meetings (Whereby) are created only when
 //! nothing was wrong, before the write lock and several at a time, and deleted again if the
@@ -542,61 +549,81 @@ impl Service {
             Vec::new()
         };
         drop(meetings);
-        // Pass 2: write, in one transaction, noting every row that cannot be written.
+        // Pass 2: write, in one transaction, noting every row that cannot be written. First
+        // with the backend's double-booking index deferred (`defer_overlap_index`): each row is
+        // checked against the bookings made before the import, and the rows against one
+        // another at the end, in one sorted sweep. That gives the row-by-row result only when
+        // nothing was refused; otherwise the transaction is rolled back and the file written
+        // again row by row, each row checked against the rows before it, so the report names
+        // the same rows and events as always (a refused file costs two writes).
         let notifier = Notifier::new(&self.config, &self.templates, &self.reporter, self.clock.now())?;
         let config = &self.config;
-        let written = store::write(&mut *self.store, |ops| {
-            let mut refused = Problems::default();
-            let mut ids = Vec::new();
-            let mut cache = UserCache::new();
-            // The double-booking checks below and the writes are one step for other
-            // bookings (PostgreSQL: their table lock; SQLite: the write lock already).
-            ops.guard_bookings(false)?;
-            // Our rows are already checked and canonical: let the backend skip the
-            // per-row work it does for rows others write.
-            ops.bulk_writes(true)?;
-            let mut links = links.iter();
-            let mut zones = zones.clone();
-            for (done, row) in rows(path, &EVENT_COLUMNS)?.enumerate() {
-                stop_if_asked()?;
-                progress(done, count);
-                let Ok(row) = row else { continue };
-                if problems.lines.contains(&row.line) {
-                    continue;
-                }
-                let Ok(draft) = event_draft(&row) else { continue };
-                let Ok(mut spec) = resolve_with(config, ops, &draft, &mut zones) else {
-                    continue;
-                };
-                let link = match (&spec.video, whereby) {
-                    (VideoRequest::Auto, true) if problems.total == 0 => links.next().cloned(),
-                    // The file will not be written: no meeting for it.
-                    (VideoRequest::Auto, true) => None,
-                    (request, _) => video::create(&config.video, request, &spec.slot())?,
-                };
-                spec.new.video_url = link.map(|l| l.url);
-                match insert(
-                    ops,
-                    &notifier,
-                    &spec,
-                    options.allow_overlap,
-                    options.notify,
-                    &mut cache,
-                ) {
-                    Ok(id) => ids.push(id),
-                    Err(e) if e.is::<UserError>() => {
-                        refused.push(BadRow::new(row.line, insert_field(&e), format!("{e:#}")))
+        let mut row_by_row = false;
+        let written = loop {
+            let attempt = store::write(&mut *self.store, |ops| {
+                let mut refused = Problems::default();
+                let mut ids = Vec::new();
+                let mut cache = UserCache::new();
+                // The double-booking checks below and the writes are one step for other
+                // bookings (PostgreSQL: their table lock; SQLite: the write lock already).
+                ops.guard_bookings(false)?;
+                // Our rows are already checked and canonical: let the backend skip the
+                // per-row work it does for rows others write.
+                ops.bulk_writes(true)?;
+                let deferred = !row_by_row && ops.defer_overlap_index()?;
+                let mut links = links.iter();
+                let mut zones = zones.clone();
+                for (done, row) in rows(path, &EVENT_COLUMNS)?.enumerate() {
+                    stop_if_asked()?;
+                    progress(done, count);
+                    let Ok(row) = row else { continue };
+                    if problems.lines.contains(&row.line) {
+                        continue;
                     }
-                    Err(e) => return Err(e),
+                    let Ok(draft) = event_draft(&row) else { continue };
+                    let Ok(mut spec) = resolve_with(config, ops, &draft, &mut zones) else {
+                        continue;
+                    };
+                    let link = match (&spec.video, whereby) {
+                        (VideoRequest::Auto, true) if problems.total == 0 => links.next().cloned(),
+                        // The file will not be written: no meeting for it.
+                        (VideoRequest::Auto, true) => None,
+                        (request, _) => video::create(&config.video, request, &spec.slot())?,
+                    };
+                    spec.new.video_url = link.map(|l| l.url);
+                    match insert(
+                        ops,
+                        &notifier,
+                        &spec,
+                        options.allow_overlap,
+                        options.notify,
+                        &mut cache,
+                    ) {
+                        Ok(id) => ids.push(id),
+                        Err(e) if e.is::<UserError>() => {
+                            if deferred {
+                                return Err(anyhow::Error::new(WriteRowByRow));
+                            }
+                            refused.push(BadRow::new(row.line, insert_field(&e), format!("{e:#}")))
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
+                if deferred && !options.allow_overlap && ops.deferred_overlap()? {
+                    return Err(anyhow::Error::new(WriteRowByRow));
+                }
+                if refused.total == 0 && problems.total == 0 {
+                    ops.bulk_writes(false)?;
+                    Ok(ids)
+                } else {
+                    Err(anyhow::Error::new(Refused(refused.rows)))
+                }
+            });
+            match attempt {
+                Err(e) if !row_by_row && e.is::<WriteRowByRow>() => row_by_row = true,
+                other => break other,
             }
-            ops.bulk_writes(false)?;
-            if refused.total == 0 && problems.total == 0 {
-                Ok(ids)
-            } else {
-                Err(anyhow::Error::new(Refused(refused.rows)))
-            }
-        });
+        };
         match written {
             Ok(ids) => Ok(ids),
             Err(e) => {
@@ -645,6 +672,20 @@ fn stop_if_asked() -> anyhow::Result<()> {
 /// Rows refused inside the write transaction (which is then rolled back).
 #[derive(Debug)]
 struct Refused(Vec<BadRow>);
+
+/// A write with the double-booking index deferred found a row it must refuse, or rows
+/// double-booking someone among themselves: it is rolled back and the file written again
+/// row by row, to report exactly which rows and against which events.
+#[derive(Debug)]
+struct WriteRowByRow;
+
+impl fmt::Display for WriteRowByRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("rows to refuse: written again row by row")
+    }
+}
+
+impl std::error::Error for WriteRowByRow {}
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

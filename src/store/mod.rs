@@ -378,6 +378,23 @@ pub trait EventOps {
     fn bulk_writes(&mut self, _on: bool) -> anyhow::Result<()> {
         Ok(())
     }
+    /// In a bulk write: the backend may keep the double-booking index of the single events
+    /// written from now on aside and build it when the bulk write ends, in one sorted pass
+    /// (SQLite: its busy index, which costs far less filled by participant than row by row).
+    /// Returns whether it does so: `find_overlap` then sees only the bookings made before,
+    /// and the caller must ask [`EventOps::deferred_overlap`] whether the rows written
+    /// meanwhile double-book someone among themselves. The default: no (`find_overlap`
+    /// sees every row as it is written).
+    fn defer_overlap_index(&mut self) -> anyhow::Result<bool> {
+        Ok(false)
+    }
+    /// After [`EventOps::defer_overlap_index`]: whether two single events written since
+    /// share a participant and intersect (half-open, as `find_overlap`: back to back is no
+    /// overlap). Says nothing about which ones: a caller that must name them writes again
+    /// without deferring.
+    fn deferred_overlap(&mut self) -> anyhow::Result<bool> {
+        Ok(false)
+    }
     /// Events by start time, with their participants.
     fn list_events(
         &mut self,

@@ -101,7 +101,13 @@ impl SqliteStore {
 #[derive(Debug, Default)]
 pub(crate) struct Bulk {
     triggers: Vec<String>,
+    /// The last single event inserted: its id, start and end (Unix seconds).
     last_event: Option<(i64, i64, i64)>,
+    /// After `defer_overlap_index`: the busy slots still to write, one per participant of
+    /// a single event, written sorted by participant when the bulk write ends.
+    deferred: Option<Vec<events::Booking>>,
+    /// The busy index was empty when it was deferred (so it still is, for `find_overlap`).
+    index_was_empty: bool,
 }
 
 /// The page cache (SQLite's negative `cache_size`: KiB), and while an import writes.
