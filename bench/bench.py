@@ -631,7 +631,7 @@ def main():
     ap.add_argument(
         "--write-readme",
         action="store_true",
-        help="replace the table between the bench markers in README.md with this run's figures",
+        help="replace the table between the bench markers in README.md with this run's figures (with --only: just the rows it measured)",
     )
     ap.add_argument(
         "--only",
@@ -640,7 +640,7 @@ def main():
     )
     args = ap.parse_args()
     only = {o.strip() for o in args.only.split(",") if o.strip()}
-    unknown = only - {"idle", "inbox", "event-add", "busy", "import", "history", "listings", "many", "pg", "series"}
+    unknown = only - ALL
     if unknown:
         sys.exit(f"--only: unknown benchmark(s): {', '.join(sorted(unknown))}")
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
@@ -696,14 +696,18 @@ def main():
     print(f"\n{heading}\n")
     print("\n".join(table))
     if args.write_readme:
-        write_readme(heading, table)
+        partial = only != ALL
+        write_readme(heading, table, ",".join(sorted(only)) if partial else None)
 
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+ALL = {"idle", "inbox", "event-add", "busy", "import", "history", "listings", "many", "pg", "series"}
 
 
-def write_readme(heading, table):
-    """Replace what lies between the bench markers in README.md (the markers stay)."""
+def write_readme(heading, table, only=None):
+    """Replace what lies between the bench markers in README.md (the markers stay). With
+    `only` (a subset run), replace just the rows this run measured, by their first cell, and
+    say so under the heading; the other rows keep the figures of the run that wrote them."""
     path = os.path.join(ROOT, "README.md")
     with open(path, encoding="utf-8") as f:
         text = f.read()
@@ -712,12 +716,24 @@ def write_readme(heading, table):
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     stamp = time.strftime("%Y-%m-%d")
-    body = f"{BEGIN}\n_{heading}, {stamp}, `python3 bench/bench.py --write-readme`_\n\n" + "\n".join(table) + f"\n{END}"
+    if only:
+        old = [line for line in rest.split(END, 1)[0].strip().splitlines()]
+        lines = [line for line in old if line.startswith("|")]
+        notes = [line for line in old if line and not line.startswith("|")]
+        key = lambda row: row.split("|")[1].strip()
+        new = {key(r): r for r in table[2:]}
+        merged = [new.pop(key(r), r) if i >= 2 else r for i, r in enumerate(lines)]
+        merged += list(new.values())
+        notes.append(f"_rows of `--only {only}` measured again {stamp}: {heading}_")
+        body = f"{BEGIN}\n" + "\n\n".join(notes) + "\n\n" + "\n".join(merged) + f"\n{END}"
+        table = merged
+    else:
+        body = f"{BEGIN}\n_{heading}, {stamp}, `python3 bench/bench.py --write-readme`_\n\n" + "\n".join(table) + f"\n{END}"
     tmp = path + ".bench-tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(head + body + tail)
     os.replace(tmp, path)
-    print(f"README.md: table replaced ({len(table) - 2} rows)", file=sys.stderr)
+    print(f"README.md: table {'updated' if only else 'replaced'} ({len(table) - 2} rows)", file=sys.stderr)
 
 
 if __name__ == "__main__":
