@@ -164,7 +164,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Write the deferred busy slots: the rows in the order of their events (appended to
+    /// Write busy slots (the deferred ones of a bulk write, or one participant's while the
+    /// triggers are suspended): the rows in the order of their events (appended to
     /// `busy_slots` and its unique index), then the R*Tree entries by participant, each
     /// participant's latest first. In an import file's order (by time, participants taking
     /// turns) every entry meant a walk to a different part of the tree; by participant,
@@ -183,12 +184,6 @@ impl SqliteStore {
             }
         }
         bookings.sort_unstable_by_key(|b| (b.user_id, std::cmp::Reverse((b.start, b.end))));
-        // Many entries per statement: the per-statement work (binding, stepping, resetting)
-        // was a tenth of the fill. Rows of a VALUES list are inserted in their order.
-        let mut many = self.conn.prepare_cached(&format!(
-            "INSERT INTO busy_index VALUES {}",
-            vec!["(?, ?, ?, ?, ?)"; INDEX_ROWS_PER_INSERT].join(", ")
-        ))?;
         let mut one = self
             .conn
             .prepare_cached("INSERT INTO busy_index VALUES (?1, ?2, ?2, ?3, ?4)")?;
@@ -203,11 +198,19 @@ impl SqliteStore {
         };
         let chunks = bookings.chunks_exact(INDEX_ROWS_PER_INSERT);
         let rest = chunks.remainder();
-        let mut values: Vec<i64> = Vec::with_capacity(5 * INDEX_ROWS_PER_INSERT);
-        for chunk in chunks {
-            values.clear();
-            values.extend(chunk.iter().flat_map(entry));
-            many.execute(params_from_iter(values.iter()))?;
+        if chunks.len() > 0 {
+            // Many entries per statement: the per-statement work (binding, stepping,
+            // resetting) was a tenth of the fill. Rows of a VALUES list go in their order.
+            let mut many = self.conn.prepare_cached(&format!(
+                "INSERT INTO busy_index VALUES {}",
+                vec!["(?, ?, ?, ?, ?)"; INDEX_ROWS_PER_INSERT].join(", ")
+            ))?;
+            let mut values: Vec<i64> = Vec::with_capacity(5 * INDEX_ROWS_PER_INSERT);
+            for chunk in chunks {
+                values.clear();
+                values.extend(chunk.iter().flat_map(entry));
+                many.execute(params_from_iter(values.iter()))?;
+            }
         }
         for b in rest {
             let [slot, user, _, from, to] = entry(b);
@@ -318,21 +321,15 @@ impl EventOps for SqliteStore {
                 .and_then(|b| b.last_event)
                 .filter(|(id, _, _)| *id == event_id)
             {
-                if let Some(deferred) = self.bulk.as_mut().and_then(|b| b.deferred.as_mut()) {
-                    deferred.push(Booking {
-                        user_id,
-                        start,
-                        end,
-                        event_id,
-                    });
-                } else {
-                    self.conn
-                        .prepare_cached("INSERT INTO busy_slots (event_id, user_id) VALUES (?1, ?2)")?
-                        .execute(params![event_id, user_id])?;
-                    let slot = self.conn.last_insert_rowid();
-                    self.conn
-                        .prepare_cached("INSERT INTO busy_index VALUES (?1, ?2, ?2, ?3, ?4)")?
-                        .execute(params![slot, user_id, start_hour(start), end_hour(end)])?;
+                let booking = Booking {
+                    user_id,
+                    start,
+                    end,
+                    event_id,
+                };
+                match self.bulk.as_mut().and_then(|b| b.deferred.as_mut()) {
+                    Some(deferred) => deferred.push(booking),
+                    None => self.write_busy_slots(vec![booking])?,
                 }
             } else if self.bulk.as_ref().is_some_and(|b| b.last_event.is_some()) {
                 anyhow::bail!("bulk write: participant added to an event other than the last one inserted");
