@@ -8,9 +8,11 @@
 //!   still send;
 //! - nothing is lost: a claim of a tick that died lapses and is taken over; a tick that
 //!   runs out of time or is asked to stop gives back what it did not start;
-//! - each outcome is committed on its own, as soon as the server has answered, so the
-//!   only duplicates possible are the two the README names (a crash between acceptance
-//!   and that commit; no answer after the message was sent);
+//! - each outcome is committed soon after the server has answered (with the others that
+//!   came back meanwhile, in one transaction), and no more than [`AHEAD_PER_WORKER`]
+//!   messages per connection are handed out before theirs is, so the only duplicates
+//!   possible are the two the README names (a crash between acceptance and that commit,
+//!   at most three per connection; no answer after the message was sent);
 //! - each delivery is checked against the data as it is now, just before it goes out (the
 //!   caller's [`Deliverer::prepare`]).
 //!
@@ -229,12 +231,29 @@ enum Record {
 /// The workers of one channel.
 struct Pool {
     jobs: SyncSender<Job>,
+    workers: usize,
+    /// Jobs handed to these workers whose outcome this thread has not committed yet.
+    out: usize,
 }
 
-/// How many jobs wait per worker: enough to keep it busy while this thread commits. It
-/// also bounds what a crash can repeat: a worker may have sent this many messages plus the
-/// one in hand before this thread commits their outcomes (the README says three).
-const QUEUE_PER_WORKER: usize = 2;
+impl Pool {
+    /// The most jobs it may have out at once.
+    fn allowance(&self) -> usize {
+        self.workers * AHEAD_PER_WORKER
+    }
+}
+
+/// How many messages per worker (connection) may be handed out before their outcomes are
+/// committed: the most a crash can repeat (the README says three). The allowance keeps a
+/// worker busy while this thread commits, and lets one commit serve several outcomes:
+/// when it is used up, this thread waits until all but one job per worker are back (or
+/// [`GROUP_WAIT`] passed) and commits those together. A commit per message wrote about
+/// seven pages to the WAL each; the fsyncs of the checkpoints that copy them back were
+/// most of a busy tick's waiting.
+const AHEAD_PER_WORKER: usize = 3;
+
+/// How long this thread waits for more outcomes to commit together, once one is back.
+const GROUP_WAIT: Duration = Duration::from_millis(2);
 
 /// How long past its claim's end a tick stops using it (at most a quarter of the claim).
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
@@ -338,7 +357,6 @@ where
             self.deliverer.new_batch();
             let claim_life = s.claim_timeout.to_std().unwrap_or_default();
             for (i, id) in ids.iter().enumerate() {
-                self.record_finished(false, summary)?;
                 // A slow batch must not let the claims lapse (another tick would take the
                 // rest over and send it too): renew when less than half the life is left.
                 if self.lease_deadline.saturating_duration_since(Instant::now()) < claim_life / 2 {
@@ -446,23 +464,28 @@ where
             self.pools.insert(channel.to_string(), pool);
         }
         loop {
-            let Some(pool) = self.pools.get(channel) else {
+            let Some(pool) = self.pools.get_mut(channel) else {
                 anyhow::bail!("no workers for channel {channel}");
             };
-            match pool.jobs.try_send(job) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Full(back)) => {
-                    job = back;
-                    self.record_finished(true, summary)?;
+            if pool.out < pool.allowance() {
+                match pool.jobs.try_send(job) {
+                    Ok(()) => {
+                        pool.out += 1;
+                        return Ok(());
+                    }
+                    Err(TrySendError::Full(back)) => job = back,
+                    Err(TrySendError::Disconnected(_)) => anyhow::bail!("the {channel} workers stopped"),
                 }
-                Err(TrySendError::Disconnected(_)) => anyhow::bail!("the {channel} workers stopped"),
             }
+            // All but one job per worker back, then one commit for them.
+            let want = pool.allowance() - pool.workers;
+            self.record_finished(want, summary)?;
         }
     }
 
     fn start_pool(&self, channel: &str) -> Pool {
         let n = (self.workers.connections)(channel).max(1);
-        let (jobs, queue) = mpsc::sync_channel::<Job>(n * QUEUE_PER_WORKER);
+        let (jobs, queue) = mpsc::sync_channel::<Job>(n * AHEAD_PER_WORKER);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..n {
             let queue = Arc::clone(&queue);
@@ -473,38 +496,46 @@ where
             self.scope
                 .spawn(move || work(&channel, workers, &queue, &done, &down));
         }
-        Pool { jobs }
+        Pool {
+            jobs,
+            workers: n,
+            out: 0,
+        }
     }
 
-    /// Record the outcomes the workers reported; with `wait`, wait for at least one (or a
-    /// short while) first.
-    fn record_finished(&mut self, wait: bool, summary: &mut TickSummary) -> anyhow::Result<()> {
-        let first = if wait {
-            match self.done_rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(done) => Some(done),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the workers stopped"),
-            }
-        } else {
-            None
+    /// Wait for an outcome (or a short while), then up to [`GROUP_WAIT`] for more until
+    /// `want` are back, and record them and every other one already back.
+    fn record_finished(&mut self, want: usize, summary: &mut TickSummary) -> anyhow::Result<()> {
+        let mut back = match self.done_rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(done) => vec![done],
+            Err(RecvTimeoutError::Timeout) => return Ok(()),
+            Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the workers stopped"),
         };
-        self.finished_together(first, summary)
+        let until = Instant::now() + GROUP_WAIT;
+        while back.len() < want {
+            match self
+                .done_rx
+                .recv_timeout(until.saturating_duration_since(Instant::now()))
+            {
+                Ok(done) => back.push(done),
+                Err(_) => break,
+            }
+        }
+        self.finished_together(back, summary)
     }
 
-    /// `first` and every other outcome already back, recorded in one transaction: when
-    /// this thread falls behind the workers, one commit serves several messages. It does
-    /// not widen what a crash can repeat: those messages were sent already, and the
-    /// workers cannot run further ahead than their queues.
-    fn finished_together(&mut self, first: Option<Done>, summary: &mut TickSummary) -> anyhow::Result<()> {
+    /// `back` and every other outcome already back, recorded in one transaction. It does
+    /// not widen what a crash can repeat: those messages were sent already, and no more
+    /// than the pools' allowance is ever out uncommitted.
+    fn finished_together(&mut self, back: Vec<Done>, summary: &mut TickSummary) -> anyhow::Result<()> {
         self.grouped = Some(Vec::new());
         let mut result = Ok(());
-        let mut next = first.or_else(|| self.done_rx.try_recv().ok());
-        while let Some(done) = next {
+        let more: Vec<Done> = self.done_rx.try_iter().collect();
+        for done in back.into_iter().chain(more) {
             result = self.finished(done, summary);
             if result.is_err() {
                 break;
             }
-            next = self.done_rx.try_recv().ok();
         }
         let records = self.grouped.take().unwrap_or_default();
         let written = self.write_grouped(records);
@@ -515,7 +546,7 @@ where
     fn drain(&mut self, summary: &mut TickSummary) -> anyhow::Result<()> {
         while !self.in_flight.is_empty() {
             match self.done_rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(done) => self.finished_together(Some(done), summary)?,
+                Ok(done) => self.finished_together(vec![done], summary)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -571,6 +602,9 @@ where
         let Some(f) = self.in_flight.remove(&id) else {
             return Ok(());
         };
+        if let Some(pool) = self.pools.get_mut(&f.who.channel) {
+            pool.out = pool.out.saturating_sub(1);
+        }
         let s = self.settings;
         let now = self.clock.now();
         let to = f.to.as_str();
@@ -761,8 +795,31 @@ where
     }
 }
 
+/// A job's texts, rendered (or why they could not be) before its turn.
+type Texts = Result<Rendered, Done>;
+
+/// A job taken while the server answered the last one: its texts already in its message,
+/// or why they could not be rendered.
+type TakenAhead = (Job, Result<(), Done>);
+
+/// Render a job's texts; a rendering that fails or panics costs only that job.
+fn render_texts(workers: &Workers, channel: &str, job: &Job) -> Texts {
+    let id = job.id;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        (workers.render)(channel, &job.draft.context)
+    })) {
+        Ok(Ok(rendered)) => Ok(rendered),
+        Ok(Err(e)) => Err(Done::Unrenderable(id, format!("rendering the message: {e:#}"))),
+        Err(panic) => Err(Done::Panicked(id, panic_text(panic.as_ref()))),
+    }
+}
+
 /// A worker: takes jobs for one channel, renders and sends them on its own connection,
 /// and reports each outcome. It stops when the queue closes.
+///
+/// While a server is answering one message, the worker takes the next job already queued
+/// (if any) and renders it: the server's work and the worker's overlap. That job is then
+/// checked like any other (channel set aside, time up) before it goes.
 fn work(
     channel: &str,
     workers: &Workers,
@@ -771,12 +828,19 @@ fn work(
     down: &Mutex<HashSet<String>>,
 ) {
     let mut sender: Option<Box<dyn Sender + Send>> = None;
+    let mut ahead: Option<TakenAhead> = None;
     loop {
-        let job = match queue.lock() {
-            Ok(q) => q.recv(),
-            Err(_) => return,
+        let (mut job, texts) = match ahead.take() {
+            Some((job, texts)) => (job, Some(texts.map(|()| None))),
+            None => {
+                let job = match queue.lock() {
+                    Ok(q) => q.recv(),
+                    Err(_) => return,
+                };
+                let Ok(job) = job else { return };
+                (job, None)
+            }
         };
-        let Ok(job) = job else { return };
         let id = job.id;
         // A channel set aside, a tick out of time or asked to stop: the job goes back
         // untouched (no attempt spent) for a later tick.
@@ -796,15 +860,40 @@ fn work(
             }
         }
         let Some(s) = sender.as_mut() else { continue };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let Job {
-                mut draft, deadline, ..
-            } = job;
-            match (workers.render)(channel, &draft.context) {
-                Ok(rendered) => draft.message.rendered = rendered,
-                Err(e) => return Done::Unrenderable(id, format!("rendering the message: {e:#}")),
+        let texts = texts.unwrap_or_else(|| render_texts(workers, channel, &job).map(Some));
+        match texts {
+            Ok(Some(rendered)) => job.draft.message.rendered = rendered,
+            Ok(None) => {}
+            Err(report) => {
+                if done.send(report).is_err() {
+                    return;
+                }
+                continue;
             }
-            match s.send(&draft.message, deadline) {
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let Job { draft, deadline, .. } = job;
+            let mut meanwhile = |build: crate::channels::Ahead| {
+                if ahead.is_some() {
+                    return;
+                }
+                // `try_lock`: another worker waiting for a job holds the queue (a blocking
+                // `lock` here would wait for it, and it for this worker's outcome).
+                let Some(mut next) = queue.try_lock().ok().and_then(|q| q.try_recv().ok()) else {
+                    return;
+                };
+                let texts = render_texts(workers, channel, &next).map(|rendered| {
+                    next.draft.message.rendered = rendered;
+                });
+                if texts.is_ok() {
+                    // A panic building it ahead is not this message's: its own turn
+                    // builds it again and reports it.
+                    let message = &next.draft.message;
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(message)));
+                }
+                ahead = Some((next, texts));
+            };
+            match s.send_overlapped(&draft.message, deadline, &mut meanwhile) {
                 Ok(sent) => Done::Sent(id, sent),
                 Err(e) => {
                     // A server that cannot be reached (or refused us) is set aside at once,

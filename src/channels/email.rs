@@ -15,7 +15,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{Message, SendmailTransport, Transport as _};
 
 use super::smtp::{SmtpError, SmtpSession, SmtpSettings};
-use super::{Deadline, Outgoing, SendError, Sender, Sent};
+use super::{Ahead, Deadline, Outgoing, SendError, Sender, Sent};
 use crate::config::{EmailConfig, SmtpConfig, Transport};
 use crate::error::user_error;
 use crate::input::parse_mailbox;
@@ -63,6 +63,9 @@ pub struct EmailSender {
     domain: String,
     /// The stdout transport writes to stderr instead (stdout carries `--json`).
     stdout_to_stderr: bool,
+    /// The message the worker sends next, built while the server answered the last one:
+    /// (delivery id, built).
+    prebuilt: Option<(i64, anyhow::Result<(Message, String)>)>,
 }
 
 impl EmailSender {
@@ -90,6 +93,7 @@ impl EmailSender {
             from,
             domain,
             stdout_to_stderr,
+            prebuilt: None,
         })
     }
 
@@ -225,27 +229,70 @@ impl EmailSender {
 
 impl Sender for EmailSender {
     fn send(&mut self, item: &Outgoing, deadline: Deadline) -> Result<Sent, SendError> {
+        self.send_overlapped(item, deadline, &mut |_| {})
+    }
+
+    /// While the server works on this message, the worker hands over its next one, which
+    /// is built then (and used when its turn comes, if it is still that delivery).
+    fn send_overlapped(
+        &mut self,
+        item: &Outgoing,
+        deadline: Deadline,
+        meanwhile: &mut dyn FnMut(Ahead),
+    ) -> Result<Sent, SendError> {
+        let built = match self.prebuilt.take() {
+            Some((id, built)) if id == item.delivery_id => built,
+            _ => self.build(item),
+        };
         // A message that cannot be built from its row will not build better next time.
-        let (message, message_id) = self
-            .build(item)
-            .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
-        let response = match &mut self.backend {
+        let (message, message_id) = built.map_err(|e| SendError::Permanent(format!("{e:#}")))?;
+        // The transport is taken out while it is used, so the next message can be built
+        // meanwhile (a panic leaves a placeholder: the worker then drops this sender).
+        let mut backend = std::mem::replace(&mut self.backend, Backend::Stdout);
+        let mut next = None;
+        let response = {
+            let this = &*self;
+            let mut build_next = |n: &Outgoing| next = Some((n.delivery_id, this.build(n)));
+            let mut meanwhile = || meanwhile(&mut build_next);
+            this.transmit(&mut backend, item, &message, deadline, &mut meanwhile)
+        };
+        self.backend = backend;
+        self.prebuilt = next;
+        Ok(Sent {
+            message_id: Some(message_id),
+            response: response?,
+        })
+    }
+}
+
+impl EmailSender {
+    /// Hand a built message to the transport; `meanwhile` once it is on its way.
+    fn transmit(
+        &self,
+        backend: &mut Backend,
+        item: &Outgoing,
+        message: &Message,
+        deadline: Deadline,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<String, SendError> {
+        let response = match backend {
             Backend::Smtp(session) => {
                 let envelope = message.envelope();
                 let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
                 let to: Vec<String> = envelope.to().iter().map(|a| a.to_string()).collect();
-                session
+                return session
                     .send_until(
                         &from,
                         &to,
                         &message.formatted(),
                         deadline.exchange,
                         deadline.answer,
+                        meanwhile,
                     )
-                    .map_err(classify_smtp)?
+                    .map_err(classify_smtp);
             }
             Backend::Sendmail(t) => {
-                t.send(&message)
+                t.send(message)
                     .map_err(|e| SendError::Temporary(format!("sendmail: {e}")))?;
                 "accepted by sendmail".to_string()
             }
@@ -270,10 +317,8 @@ impl Sender for EmailSender {
                 "written to stdout".to_string()
             }
         };
-        Ok(Sent {
-            message_id: Some(message_id),
-            response,
-        })
+        meanwhile();
+        Ok(response)
     }
 }
 

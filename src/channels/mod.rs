@@ -125,4 +125,24 @@ pub struct Deadline {
 pub trait Sender {
     /// Send one message within `deadline`.
     fn send(&mut self, message: &Outgoing, deadline: Deadline) -> Result<Sent, SendError>;
+
+    /// As [`send`](Self::send), calling `meanwhile` while the server works on the message
+    /// (once it is on its way, before its answer is read) where the channel waits for one
+    /// that way, else after sending; it may not be called at all when sending fails early.
+    /// The worker renders its next message then, and hands it to the [`Ahead`] it is
+    /// given, which a sender may use to build it meanwhile.
+    fn send_overlapped(
+        &mut self,
+        message: &Outgoing,
+        deadline: Deadline,
+        meanwhile: &mut dyn FnMut(Ahead),
+    ) -> Result<Sent, SendError> {
+        let result = self.send(message, deadline);
+        meanwhile(&mut |_| {});
+        result
+    }
 }
+
+/// Where a worker hands the message it will send next, while the server answers the
+/// current one (see [`Sender::send_overlapped`]).
+pub type Ahead<'a> = &'a mut dyn FnMut(&Outgoing);

@@ -203,13 +203,15 @@ impl SmtpSession {
         message: &[u8],
         deadline: Instant,
     ) -> Result<String, SmtpError> {
-        self.send_until(from, to, message, deadline, deadline)
+        self.send_until(from, to, message, deadline, deadline, &mut || {})
     }
 
     /// As [`send`](Self::send), but the server's answer to the message is awaited until
     /// `answer_by` (at least `deadline`): everything up to and including the final dot
     /// happens before `deadline`, and a message already sent is not abandoned the instant
-    /// the tick's time is up (that would invite a duplicate on retry).
+    /// the tick's time is up (that would invite a duplicate on retry). `meanwhile` is
+    /// called once the message is written, before its answer is read (the caller prepares
+    /// its next message while the server works on this one).
     pub fn send_until(
         &mut self,
         from: &str,
@@ -217,6 +219,7 @@ impl SmtpSession {
         message: &[u8],
         deadline: Instant,
         answer_by: Instant,
+        meanwhile: &mut dyn FnMut(),
     ) -> Result<String, SmtpError> {
         let answer_by = answer_by.max(deadline);
         if to.is_empty() {
@@ -238,13 +241,13 @@ impl SmtpSession {
         if !reused {
             self.conn = Some(self.open(deadline)?);
         }
-        match self.transaction(from, to, message, deadline, answer_by) {
+        match self.transaction(from, to, message, deadline, answer_by, meanwhile) {
             Ok(reply) => Ok(reply),
             Err(failure) if failure.stale && reused => {
                 tracing::debug!("{}; sending again on a new connection", failure.error.text());
                 self.conn = None;
                 self.conn = Some(self.open(deadline)?);
-                let result = self.transaction(from, to, message, deadline, answer_by);
+                let result = self.transaction(from, to, message, deadline, answer_by, meanwhile);
                 result.map_err(|f| self.recover(f, deadline))
             }
             Err(failure) => Err(self.recover(failure, deadline)),
@@ -610,6 +613,7 @@ impl SmtpSession {
         message: &[u8],
         deadline: Instant,
         answer_by: Instant,
+        meanwhile: &mut dyn FnMut(),
     ) -> Result<String, Failure> {
         let Some(mut conn) = self.conn.take() else {
             return Err(Failure::new(
@@ -617,11 +621,12 @@ impl SmtpSession {
                 After::Drop,
             ));
         };
-        let result = self.transaction_on(&mut conn, from, to, message, deadline, answer_by);
+        let result = self.transaction_on(&mut conn, from, to, message, deadline, answer_by, meanwhile);
         self.conn = Some(conn);
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn transaction_on(
         &mut self,
         conn: &mut Conn,
@@ -630,6 +635,7 @@ impl SmtpSession {
         message: &[u8],
         deadline: Instant,
         answer_by: Instant,
+        meanwhile: &mut dyn FnMut(),
     ) -> Result<String, Failure> {
         let utf8_address = !from.is_ascii() || to.iter().any(|a| !a.is_ascii());
         if utf8_address && !conn.ext.smtp_utf8 {
@@ -664,7 +670,7 @@ impl SmtpSession {
         } else {
             self.envelope_one_by_one(conn, &mail, to, deadline)?;
         }
-        self.content(conn, message, deadline, answer_by)
+        self.content(conn, message, deadline, answer_by, meanwhile)
     }
 
     /// MAIL, every RCPT and DATA in one write, then their replies in order (RFC 2920).
@@ -814,6 +820,7 @@ impl SmtpSession {
         message: &[u8],
         deadline: Instant,
         answer_by: Instant,
+        meanwhile: &mut dyn FnMut(),
     ) -> Result<String, Failure> {
         let mut payload = std::mem::take(&mut self.payload);
         dot_stuff(message, &mut payload);
@@ -830,6 +837,7 @@ impl SmtpSession {
                 After::Drop,
             ));
         }
+        meanwhile();
         let step = Step::new(
             "the end of the message",
             self.settings.final_reply_timeout,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{dead_port, wait_until, Env, SmtpPolicy, SmtpServer};
+use crate::support::{all_arrived_once, dead_port, wait_until, Env, SmtpPolicy, SmtpServer};
 
 /// One user, one custom notice waiting in the outbox.
 fn setup(server_port: u16, extra: &str) -> Env {
@@ -212,6 +212,44 @@ fn a_reminder_that_can_no_longer_arrive_in_time_expires() {
             .len(),
         1
     );
+}
+
+/// `[email.smtp] connections = 3`: every message arrives once, on more than one
+/// connection, and the tick ends. A worker takes its next job while the server answers the
+/// current one; it must never wait for the queue another idle worker holds (a tick with
+/// two connections once hung at its last message that way).
+#[test]
+fn several_connections_send_everything_once_and_the_tick_ends() {
+    let server = SmtpServer::with(SmtpPolicy {
+        delay: Duration::from_millis(1),
+        ..Default::default()
+    });
+    let mut env = Env::new();
+    env.config(&format!(
+        "[email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"3s\"\nconnections = 3\n",
+        server.port
+    ));
+    env.at("2030-03-10T09:00:00Z");
+    env.user("ana@example.org", &[]);
+    let total = 300;
+    env.queue_custom(total);
+    let mut child = env
+        .std_cmd()
+        .args(["--json", "check-reminders"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ended = wait_until(Duration::from_secs(60), || child.try_wait().unwrap().is_some());
+    if !ended {
+        child.kill().unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(ended, "the tick did not end within a minute");
+    assert!(out.status.success(), "{out:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["sent"], total, "{summary}");
+    assert_eq!(all_arrived_once(&server, total), 0, "no duplicates");
+    assert!(server.connections() >= 2, "{} connections", server.connections());
 }
 
 #[test]

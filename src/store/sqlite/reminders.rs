@@ -22,7 +22,10 @@ impl ReminderOps for SqliteStore {
         // Ordered as the (status, starts_at) index and the participants key already are,
         // so a page is a seek and a short walk, never a sort of the whole window. With a
         // lead, the walk reaches as far as the largest offset of any upcoming event, and
-        // each event is kept when its own largest offset (or the lead) reaches `until`.
+        // each event is kept when its own largest offset (or the lead) reaches `until`:
+        // compared with a bound computed once (?9) for an event without offsets of its own,
+        // the common case, and through SQL's date arithmetic only for the others (it was
+        // a third of an idle tick's walk at 1,000,000 events when done for every row).
         let reach = match w.lead {
             Some(lead) => {
                 let own = self.largest_own_offset(w.after)?.unwrap_or(0);
@@ -37,8 +40,10 @@ impl ReminderOps for SqliteStore {
              FROM events e JOIN participants p ON p.event_id = e.id
              LEFT JOIN users u ON u.id = p.user_id
              WHERE e.status = 'scheduled' AND e.repeat_rule IS NULL AND e.starts_at <= ?2
-               AND (?8 IS NULL OR e.starts_at <= strftime('%Y-%m-%dT%H:%M:%SZ', ?7,
-                        '+' || coalesce(json_extract(e.remind_offsets, '$[0]'), ?8) || ' minutes'))";
+               AND (?8 IS NULL
+                    OR (e.remind_offsets IS NULL AND e.starts_at <= ?9)
+                    OR (e.remind_offsets IS NOT NULL AND e.starts_at <= strftime('%Y-%m-%dT%H:%M:%SZ', ?7,
+                        '+' || coalesce(json_extract(e.remind_offsets, '$[0]'), ?8) || ' minutes')))";
         let sql = match cursor {
             None => format!("{SELECT} AND e.starts_at > ?1 ORDER BY e.starts_at, e.id, p.user_id LIMIT ?6"),
             Some(_) => format!(
@@ -59,7 +64,8 @@ impl ReminderOps for SqliteStore {
             c_user,
             limit,
             ts(w.until),
-            w.lead
+            w.lead,
+            w.lead.map(|lead| ts(w.until + TimeDelta::minutes(lead)))
         ])?;
         let mut page = CandidatePage::default();
         let mut seen = 0u32;
