@@ -283,8 +283,8 @@ fn sigkill_in_the_middle_of_a_large_batch_loses_nothing() {
     let ids: std::collections::HashSet<String> = msgs.iter().map(|m| m.message_id()).collect();
     assert_eq!(ids.len(), total, "every email arrived");
     // A duplicate is only possible for a message the server accepted whose outcome was not
-    // committed yet at the kill: on one connection the one being sent and the two queued
-    // behind it, when the recording thread fell behind (README, Guarantees).
+    // committed yet at the kill: on one connection at most the three it may have out
+    // before their outcomes are committed (README, Guarantees).
     assert!(
         msgs.len() - ids.len() <= 3,
         "{} duplicates",

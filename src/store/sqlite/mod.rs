@@ -378,22 +378,65 @@ pub(crate) fn placeholders(n: usize) -> String {
 pub(crate) struct Cols<'r, 's> {
     row: &'r Row<'s>,
     table: &'static str,
-    id: String,
+    id: RowName,
+}
+
+/// How a broken row is named in its report: written only when one is (a listing or a
+/// tick decodes thousands of good rows, each naming itself for nothing otherwise).
+enum RowName {
+    /// "id N", from the key column.
+    Key(usize),
+    /// "event N participant M", from two columns.
+    Pair(&'static str, usize, &'static str, usize),
+    Text(String),
 }
 
 impl<'r, 's> Cols<'r, 's> {
     /// `id_col` is the index of the row's key (used to name it in reports).
     pub fn new(row: &'r Row<'s>, table: &'static str, id_col: usize) -> Cols<'r, 's> {
-        let id = match row.get_ref(id_col) {
-            Ok(v) => format!("id {}", printable(v)),
-            Err(_) => "(unknown id)".to_string(),
-        };
-        Cols { row, table, id }
+        Cols {
+            row,
+            table,
+            id: RowName::Key(id_col),
+        }
     }
 
     /// Name the row by a composite key, e.g. "event 4 participant 7".
     pub fn named(row: &'r Row<'s>, table: &'static str, id: String) -> Cols<'r, 's> {
-        Cols { row, table, id }
+        Cols {
+            row,
+            table,
+            id: RowName::Text(id),
+        }
+    }
+
+    /// Name the row by two of its columns: `first` the value at `a`, `second` the value at
+    /// `b` ("event 4 participant 7").
+    pub fn pair(
+        row: &'r Row<'s>,
+        table: &'static str,
+        (first, a): (&'static str, usize),
+        (second, b): (&'static str, usize),
+    ) -> Cols<'r, 's> {
+        Cols {
+            row,
+            table,
+            id: RowName::Pair(first, a, second, b),
+        }
+    }
+
+    fn row_name(&self) -> String {
+        match &self.id {
+            RowName::Key(i) => match self.row.get_ref(*i) {
+                Ok(v) => format!("id {}", printable(v)),
+                Err(_) => "(unknown id)".to_string(),
+            },
+            RowName::Pair(first, a, second, b) => match (self.row.get_ref(*a), self.row.get_ref(*b)) {
+                (Ok(x), Ok(y)) => format!("{first} {} {second} {}", printable(x), printable(y)),
+                _ => "(unknown)".to_string(),
+            },
+            RowName::Text(s) => s.clone(),
+        }
     }
 
     /// The value at `idx` has the right type but a meaning it cannot have.
@@ -411,7 +454,7 @@ impl<'r, 's> Cols<'r, 's> {
         let value = self.row.get_ref(idx).map(printable).unwrap_or_default();
         BrokenRow {
             table: self.table,
-            id: self.id.clone(),
+            id: self.row_name(),
             column,
             problem: problem.to_string(),
             value,
@@ -493,4 +536,29 @@ pub(crate) fn printable(v: ValueRef) -> String {
 /// A `BrokenRow` as an `anyhow` error (for single-row reads where the caller needs the row).
 pub(crate) fn broken(e: BrokenRow) -> anyhow::Error {
     anyhow::Error::new(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_row_is_named_by_its_key_columns() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut stmt = conn.prepare("SELECT 4, 7, 'soon', 'line\nbreak'").unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        let r = rows.next().unwrap().unwrap();
+        let b = Cols::pair(r, "events", ("event", 0), ("participant", 1))
+            .ts(2)
+            .unwrap_err();
+        assert_eq!((b.table, b.id.as_str()), ("events", "event 4 participant 7"));
+        assert_eq!(b.value, "soon");
+        let b = Cols::new(r, "users", 0).ts(2).unwrap_err();
+        assert_eq!(b.to_string().split(',').next(), Some("users id 4"));
+        // A key that is itself hostile is shown printable, on one line.
+        let b = Cols::new(r, "users", 3).ts(2).unwrap_err();
+        assert!(!b.id.contains('\n'), "{}", b.id);
+        let b = Cols::named(r, "reminders", "event 4".into()).ts(2).unwrap_err();
+        assert_eq!(b.id, "event 4");
+    }
 }

@@ -72,20 +72,15 @@ impl ReminderOps for SqliteStore {
         let mut last = None;
         while let Some(r) = rows.next()? {
             seen += 1;
-            let id = match (r.get_ref(0), r.get_ref(1)) {
-                (Ok(e), Ok(u)) => format!(
-                    "event {} participant {}",
-                    super::printable(e),
-                    super::printable(u)
-                ),
-                _ => "(unknown)".into(),
-            };
-            let c = Cols::named(r, "events", id);
-            last = Some(CandidateCursor {
-                starts_at: c.text(2).unwrap_or_default(),
-                event_id: c.i64(0).unwrap_or(i64::MAX),
-                user_id: c.i64(1).unwrap_or(i64::MAX),
-            });
+            let c = Cols::pair(r, "events", ("event", 0), ("participant", 1));
+            // Where the next page starts: after the last row of a full one.
+            if seen == limit {
+                last = Some(CandidateCursor {
+                    starts_at: c.text(2).unwrap_or_default(),
+                    event_id: c.i64(0).unwrap_or(i64::MAX),
+                    user_id: c.i64(1).unwrap_or(i64::MAX),
+                });
+            }
             let parsed = (|| -> Result<Candidate, BrokenRow> {
                 // A participant left behind by an app that deleted the user with foreign
                 // keys off.
