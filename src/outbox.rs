@@ -795,20 +795,17 @@ where
     }
 }
 
-/// A job's texts, rendered (or why they could not be) before its turn.
-type Texts = Result<Rendered, Done>;
-
-/// A job taken while the server answered the last one: its texts already in its message,
-/// or why they could not be rendered.
-type TakenAhead = (Job, Result<(), Done>);
-
-/// Render a job's texts; a rendering that fails or panics costs only that job.
-fn render_texts(workers: &Workers, channel: &str, job: &Job) -> Texts {
+/// Render a job's texts into its message; a rendering that fails or panics costs only
+/// that job (the report to send for it).
+fn render_into(workers: &Workers, channel: &str, job: &mut Job) -> Result<(), Done> {
     let id = job.id;
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         (workers.render)(channel, &job.draft.context)
     })) {
-        Ok(Ok(rendered)) => Ok(rendered),
+        Ok(Ok(rendered)) => {
+            job.draft.message.rendered = rendered;
+            Ok(())
+        }
         Ok(Err(e)) => Err(Done::Unrenderable(id, format!("rendering the message: {e:#}"))),
         Err(panic) => Err(Done::Panicked(id, panic_text(panic.as_ref()))),
     }
@@ -828,10 +825,11 @@ fn work(
     down: &Mutex<HashSet<String>>,
 ) {
     let mut sender: Option<Box<dyn Sender + Send>> = None;
-    let mut ahead: Option<TakenAhead> = None;
+    // A job taken while the server answered the last one, and how its rendering went.
+    let mut ahead: Option<(Job, Result<(), Done>)> = None;
     loop {
-        let (mut job, texts) = match ahead.take() {
-            Some((job, texts)) => (job, Some(texts.map(|()| None))),
+        let (mut job, rendered) = match ahead.take() {
+            Some((job, rendered)) => (job, Some(rendered)),
             None => {
                 let job = match queue.lock() {
                     Ok(q) => q.recv(),
@@ -860,16 +858,11 @@ fn work(
             }
         }
         let Some(s) = sender.as_mut() else { continue };
-        let texts = texts.unwrap_or_else(|| render_texts(workers, channel, &job).map(Some));
-        match texts {
-            Ok(Some(rendered)) => job.draft.message.rendered = rendered,
-            Ok(None) => {}
-            Err(report) => {
-                if done.send(report).is_err() {
-                    return;
-                }
-                continue;
+        if let Err(report) = rendered.unwrap_or_else(|| render_into(workers, channel, &mut job)) {
+            if done.send(report).is_err() {
+                return;
             }
+            continue;
         }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let Job { draft, deadline, .. } = job;
@@ -882,16 +875,14 @@ fn work(
                 let Some(mut next) = queue.try_lock().ok().and_then(|q| q.try_recv().ok()) else {
                     return;
                 };
-                let texts = render_texts(workers, channel, &next).map(|rendered| {
-                    next.draft.message.rendered = rendered;
-                });
-                if texts.is_ok() {
+                let rendered = render_into(workers, channel, &mut next);
+                if rendered.is_ok() {
                     // A panic building it ahead is not this message's: its own turn
                     // builds it again and reports it.
                     let message = &next.draft.message;
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(message)));
                 }
-                ahead = Some((next, texts));
+                ahead = Some((next, rendered));
             };
             match s.send_overlapped(&draft.message, deadline, &mut meanwhile) {
                 Ok(sent) => Done::Sent(id, sent),
