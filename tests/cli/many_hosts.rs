@@ -138,7 +138,9 @@ fn ticks_killed_mid_batch_on_many_hosts_lose_nothing() {
         env.at("2030-03-10T12:00:00Z");
         assert_eq!(env.tick()["pending"], 0);
         let dups = all_arrived_once(&server, total);
-        assert!(dups <= kills, "{dups} duplicates for {kills} kills");
+        // A kill between the server's acceptance and the commit duplicates at most the three
+        // messages a connection may have out before their outcomes are committed (README).
+        assert!(dups <= 3 * kills, "{dups} duplicates for {kills} kills");
         eprintln!("killed {kills} ticks on 4 hosts; {dups} duplicate emails");
     });
 }
