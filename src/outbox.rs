@@ -9,8 +9,8 @@
 //! - nothing is lost: a claim of a tick that died lapses and is taken over; a tick that
 //!   runs out of time or is asked to stop gives back what it did not start;
 //! - each outcome is committed soon after the server has answered (with the others that
-//!   came back meanwhile, in one transaction), and no more than [`AHEAD_PER_WORKER`]
-//!   messages per connection are handed out before theirs is, so the only duplicates
+//!   came back meanwhile, in one transaction), and no more than [`STARTED_PER_WORKER`]
+//!   messages per connection are started before theirs is, so the only duplicates
 //!   possible are the two the README names (a crash between acceptance and that commit,
 //!   at most three per connection; no answer after the message was sent);
 //! - each delivery is checked against the data as it is now, just before it goes out (the
@@ -27,12 +27,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender as Tx, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::channels::{Deadline, Outgoing, SendError, Sender, Sent};
+use crate::channels::{Deadline, NextMessage, Outgoing, SendError, Sender, Sent};
 use crate::clock::Clock;
 use crate::messages::{MessageContext, Rendered};
 use crate::store::{self, ClaimRequest, ClaimedDelivery, DeliveryOutcome, Ops, Store, TickSummary};
@@ -234,23 +234,92 @@ struct Pool {
     workers: usize,
     /// Jobs handed to these workers whose outcome this thread has not committed yet.
     out: usize,
+    /// What the workers may start: see [`STARTED_PER_WORKER`].
+    permits: Arc<Permits>,
+    /// Permits of outcomes recorded in the transaction being written, given back once it
+    /// is committed.
+    to_give_back: usize,
 }
 
 impl Pool {
     /// The most jobs it may have out at once.
     fn allowance(&self) -> usize {
-        self.workers * AHEAD_PER_WORKER
+        self.workers * (STARTED_PER_WORKER + QUEUED_PER_WORKER)
     }
 }
 
-/// How many messages per worker (connection) may be handed out before their outcomes are
-/// committed: the most a crash can repeat (the README says three). The allowance keeps a
-/// worker busy while this thread commits, and lets one commit serve several outcomes:
-/// when it is used up, this thread waits until all but one job per worker are back (or
-/// [`GROUP_WAIT`] passed) and commits those together. A commit per message wrote about
-/// seven pages to the WAL each; the fsyncs of the checkpoints that copy them back were
-/// most of a busy tick's waiting.
-const AHEAD_PER_WORKER: usize = 3;
+impl Drop for Pool {
+    /// Workers waiting for a permit stop waiting (this thread records nothing more).
+    fn drop(&mut self) {
+        self.permits.close();
+    }
+}
+
+/// How many jobs per worker (connection) may be started before their outcomes are
+/// committed: the most a crash can repeat (the README says three). A worker takes a
+/// permit before it starts on a job, before anything of it is sent; this thread gives it
+/// back once the job's outcome is committed. The permits keep a worker busy while this
+/// thread commits, and let one commit serve several outcomes: when this thread waits, it
+/// waits until all but one started job per worker are back (or [`GROUP_WAIT`] passed) and
+/// commits those together. A commit per message wrote about seven pages to the WAL each;
+/// the fsyncs of the checkpoints that copy them back were most of a busy tick's waiting.
+const STARTED_PER_WORKER: usize = 3;
+
+/// How many jobs per worker may wait beyond those: in the queue, or taken ahead (their
+/// envelope sent along with the message before, their texts rendered while the server
+/// answered it). Nothing of them is delivered before they are started.
+const QUEUED_PER_WORKER: usize = 3;
+
+/// A count of permits a pool's workers take and this thread gives back.
+struct Permits {
+    /// (free permits, closed).
+    state: Mutex<(usize, bool)>,
+    freed: Condvar,
+}
+
+impl Permits {
+    fn new(n: usize) -> Permits {
+        Permits {
+            state: Mutex::new((n, false)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Wait for a permit and take it; false once the pool is closed.
+    fn take(&self) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        loop {
+            match *state {
+                (_, true) => return false,
+                (0, false) => {}
+                (ref mut free, false) => {
+                    *free -= 1;
+                    return true;
+                }
+            }
+            state = match self.freed.wait(state) {
+                Ok(state) => state,
+                Err(_) => return false,
+            };
+        }
+    }
+
+    fn give_back(&self, n: usize) {
+        if let Ok(mut state) = self.state.lock() {
+            state.0 += n;
+            self.freed.notify_all();
+        }
+    }
+
+    fn close(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.1 = true;
+            self.freed.notify_all();
+        }
+    }
+}
 
 /// How long this thread waits for more outcomes to commit together, once one is back.
 const GROUP_WAIT: Duration = Duration::from_millis(2);
@@ -477,29 +546,34 @@ where
                     Err(TrySendError::Disconnected(_)) => anyhow::bail!("the {channel} workers stopped"),
                 }
             }
-            // All but one job per worker back, then one commit for them.
-            let want = pool.allowance() - pool.workers;
+            // All but one started job per worker back, then one commit for them.
+            let want = pool.workers * (STARTED_PER_WORKER - 1);
             self.record_finished(want, summary)?;
         }
     }
 
     fn start_pool(&self, channel: &str) -> Pool {
         let n = (self.workers.connections)(channel).max(1);
-        let (jobs, queue) = mpsc::sync_channel::<Job>(n * AHEAD_PER_WORKER);
+        let (jobs, queue) = mpsc::sync_channel::<Job>(n * (STARTED_PER_WORKER + QUEUED_PER_WORKER));
         let queue = Arc::new(Mutex::new(queue));
+        let permits = Arc::new(Permits::new(n * STARTED_PER_WORKER));
         for _ in 0..n {
-            let queue = Arc::clone(&queue);
-            let done = self.done_tx.clone();
-            let down = Arc::clone(&self.down);
-            let workers = self.workers;
-            let channel = channel.to_string();
-            self.scope
-                .spawn(move || work(&channel, workers, &queue, &done, &down));
+            let worker = Worker {
+                channel: channel.to_string(),
+                workers: self.workers,
+                queue: Arc::clone(&queue),
+                permits: Arc::clone(&permits),
+                done: self.done_tx.clone(),
+                down: Arc::clone(&self.down),
+            };
+            self.scope.spawn(move || work(&worker));
         }
         Pool {
             jobs,
             workers: n,
             out: 0,
+            permits,
+            to_give_back: 0,
         }
     }
 
@@ -539,6 +613,16 @@ where
         }
         let records = self.grouped.take().unwrap_or_default();
         let written = self.write_grouped(records);
+        // Committed: the workers may start as many jobs again. Not committed: they start
+        // nothing more (what they hold goes back untouched).
+        for pool in self.pools.values_mut() {
+            let n = std::mem::take(&mut pool.to_give_back);
+            if written.is_ok() {
+                pool.permits.give_back(n);
+            } else {
+                pool.permits.close();
+            }
+        }
         result.and(written)
     }
 
@@ -604,6 +688,7 @@ where
         };
         if let Some(pool) = self.pools.get_mut(&f.who.channel) {
             pool.out = pool.out.saturating_sub(1);
+            pool.to_give_back += 1;
         }
         let s = self.settings;
         let now = self.clock.now();
@@ -811,25 +896,97 @@ fn render_into(workers: &Workers, channel: &str, job: &mut Job) -> Result<(), Do
     }
 }
 
+/// What a worker works with.
+struct Worker<'w> {
+    channel: String,
+    workers: &'w Workers<'w>,
+    queue: Arc<Mutex<Receiver<Job>>>,
+    permits: Arc<Permits>,
+    done: Tx<Done>,
+    down: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A worker's next job, taken from its queue while the current one is being sent.
+struct Upcoming<'w> {
+    channel: &'w str,
+    workers: &'w Workers<'w>,
+    queue: &'w Mutex<Receiver<Job>>,
+    /// Taken, not rendered yet.
+    taken: Option<Job>,
+    /// Taken and rendered (or how its rendering failed).
+    rendered: Option<(Job, Result<(), Done>)>,
+}
+
+impl Upcoming<'_> {
+    /// The next job queued, if one is. `try_lock`: another worker waiting for a job holds
+    /// the queue (a blocking `lock` here would wait for it, and it for this worker's outcome).
+    fn try_take(&self) -> Option<Job> {
+        self.queue.try_lock().ok().and_then(|q| q.try_recv().ok())
+    }
+
+    /// The job to do next and, if it was rendered ahead, how that went.
+    fn next(&mut self) -> Option<(Job, Option<Result<(), Done>>)> {
+        if let Some((job, rendered)) = self.rendered.take() {
+            return Some((job, Some(rendered)));
+        }
+        self.taken.take().map(|job| (job, None))
+    }
+}
+
+impl NextMessage for Upcoming<'_> {
+    fn take(&mut self) -> Option<&Outgoing> {
+        if self.taken.is_none() && self.rendered.is_none() {
+            self.taken = self.try_take();
+        }
+        self.taken.as_ref().map(|job| &job.draft.message)
+    }
+
+    fn render(&mut self, build: &mut dyn FnMut(&Outgoing)) {
+        if self.rendered.is_some() {
+            return;
+        }
+        let Some(mut next) = self.taken.take().or_else(|| self.try_take()) else {
+            return;
+        };
+        let rendered = render_into(self.workers, self.channel, &mut next);
+        if rendered.is_ok() {
+            // A panic building it ahead is not this message's: its own turn builds it
+            // again and reports it.
+            let message = &next.draft.message;
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(message)));
+        }
+        self.rendered = Some((next, rendered));
+    }
+}
+
 /// A worker: takes jobs for one channel, renders and sends them on its own connection,
 /// and reports each outcome. It stops when the queue closes.
 ///
-/// While a server is answering one message, the worker takes the next job already queued
-/// (if any) and renders it: the server's work and the worker's overlap. That job is then
-/// checked like any other (channel set aside, time up) before it goes.
-fn work(
-    channel: &str,
-    workers: &Workers,
-    queue: &Mutex<Receiver<Job>>,
-    done: &Tx<Done>,
-    down: &Mutex<HashSet<String>>,
-) {
+/// While one message goes out, the worker takes the next job already queued (if any):
+/// its sender may send its envelope along, and it is rendered while the server answers,
+/// so the server's work and the worker's overlap. That job is then checked like any other
+/// (channel set aside, time up) before it goes.
+fn work(worker: &Worker) {
+    let Worker {
+        channel,
+        workers,
+        queue,
+        permits,
+        done,
+        down,
+    } = worker;
+    let channel = channel.as_str();
     let mut sender: Option<Box<dyn Sender + Send>> = None;
-    // A job taken while the server answered the last one, and how its rendering went.
-    let mut ahead: Option<(Job, Result<(), Done>)> = None;
+    let mut upcoming = Upcoming {
+        channel,
+        workers,
+        queue,
+        taken: None,
+        rendered: None,
+    };
     loop {
-        let (mut job, rendered) = match ahead.take() {
-            Some((job, rendered)) => (job, Some(rendered)),
+        let (mut job, rendered) = match upcoming.next() {
+            Some(next) => next,
             None => {
                 let job = match queue.lock() {
                     Ok(q) => q.recv(),
@@ -840,6 +997,14 @@ fn work(
             }
         };
         let id = job.id;
+        // Started: its outcome is committed before the permit comes back. None comes any
+        // more when nothing can be recorded: the job goes back untouched.
+        if !permits.take() {
+            if done.send(Done::Skipped(id)).is_err() {
+                return;
+            }
+            continue;
+        }
         // A channel set aside, a tick out of time or asked to stop: the job goes back
         // untouched (no attempt spent) for a later tick.
         let channel_down = down.lock().map(|d| d.contains(channel)).unwrap_or(true);
@@ -866,25 +1031,7 @@ fn work(
         }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let Job { draft, deadline, .. } = job;
-            let mut meanwhile = |build: crate::channels::Ahead| {
-                if ahead.is_some() {
-                    return;
-                }
-                // `try_lock`: another worker waiting for a job holds the queue (a blocking
-                // `lock` here would wait for it, and it for this worker's outcome).
-                let Some(mut next) = queue.try_lock().ok().and_then(|q| q.try_recv().ok()) else {
-                    return;
-                };
-                let rendered = render_into(workers, channel, &mut next);
-                if rendered.is_ok() {
-                    // A panic building it ahead is not this message's: its own turn
-                    // builds it again and reports it.
-                    let message = &next.draft.message;
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(message)));
-                }
-                ahead = Some((next, rendered));
-            };
-            match s.send_overlapped(&draft.message, deadline, &mut meanwhile) {
+            match s.send_overlapped(&draft.message, deadline, &mut upcoming) {
                 Ok(sent) => Done::Sent(id, sent),
                 Err(e) => {
                     // A server that cannot be reached (or refused us) is set aside at once,

@@ -14,8 +14,8 @@ use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{Message, SendmailTransport, Transport as _};
 
-use super::smtp::{SmtpError, SmtpSession, SmtpSettings};
-use super::{Ahead, Deadline, Outgoing, SendError, Sender, Sent};
+use super::smtp::{Envelope, Overlap, SmtpError, SmtpSession, SmtpSettings};
+use super::{Deadline, NextMessage, Outgoing, SendError, Sender, Sent};
 use crate::config::{EmailConfig, SmtpConfig, Transport};
 use crate::error::user_error;
 use crate::input::parse_mailbox;
@@ -110,11 +110,7 @@ impl EmailSender {
         );
         // Values from the database never reach a header unchecked: one line, no control
         // characters, a bounded length (RFC 5322 lines stay far below 998 octets).
-        // The same rule as `user add`: an address an app wrote that no transport can use
-        // (a domain literal, a line break) fails this delivery for good, with the reason.
-        let address = crate::input::validate_email(&item.recipient.email)
-            .and_then(|a| Ok(a.parse::<lettre::Address>()?))
-            .map_err(|e| anyhow::anyhow!("the recipient address cannot be used: {e:#}"))?;
+        let address = recipient_address(item)?;
         let name = header_text(&item.recipient.name, MAX_DISPLAY_NAME);
         let to = Mailbox::new((!name.is_empty()).then_some(name), address);
         let subject = header_text(subject, MAX_SUBJECT);
@@ -227,18 +223,62 @@ impl EmailSender {
     }
 }
 
-impl Sender for EmailSender {
-    fn send(&mut self, item: &Outgoing, deadline: Deadline) -> Result<Sent, SendError> {
-        self.send_overlapped(item, deadline, &mut |_| {})
+/// The recipient's address as the message's To and its envelope carry it. The same rule
+/// as `user add`: an address an app wrote that no transport can use (a domain literal, a
+/// line break) fails this delivery for good, with the reason.
+fn recipient_address(item: &Outgoing) -> anyhow::Result<lettre::Address> {
+    crate::input::validate_email(&item.recipient.email)
+        .and_then(|a| Ok(a.parse::<lettre::Address>()?))
+        .map_err(|e| anyhow::anyhow!("the recipient address cannot be used: {e:#}"))
+}
+
+/// While a message goes out: the next one's envelope for the SMTP session, and the next
+/// one built while the server answers.
+struct Overlapped<'a, 'n> {
+    sender: &'a EmailSender,
+    next: &'a mut (dyn NextMessage + 'n),
+    built: &'a mut Option<(i64, anyhow::Result<(Message, String)>)>,
+}
+
+impl Overlap for Overlapped<'_, '_> {
+    fn next_envelope(&mut self) -> Option<Envelope> {
+        let item = self.next.take()?;
+        let to = recipient_address(item).ok()?;
+        Some(Envelope {
+            from: self.sender.from.email.to_string(),
+            to: vec![to.to_string()],
+        })
     }
 
-    /// While the server works on this message, the worker hands over its next one, which
-    /// is built then (and used when its turn comes, if it is still that delivery).
+    fn meanwhile(&mut self) {
+        let (sender, built) = (self.sender, &mut *self.built);
+        self.next
+            .render(&mut |n| *built = Some((n.delivery_id, sender.build(n))));
+    }
+}
+
+impl Sender for EmailSender {
+    fn send(&mut self, item: &Outgoing, deadline: Deadline) -> Result<Sent, SendError> {
+        let built = self
+            .build(item)
+            .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
+        let mut backend = std::mem::replace(&mut self.backend, Backend::Stdout);
+        let response = self.transmit(&mut backend, item, &built.0, deadline, &mut ());
+        self.backend = backend;
+        Ok(Sent {
+            message_id: Some(built.1),
+            response: response?,
+        })
+    }
+
+    /// The next message's envelope goes out with this one (SMTP), and the next message is
+    /// built while the server answers (and used when its turn comes, if it is still that
+    /// delivery).
     fn send_overlapped(
         &mut self,
         item: &Outgoing,
         deadline: Deadline,
-        meanwhile: &mut dyn FnMut(Ahead),
+        next: &mut dyn NextMessage,
     ) -> Result<Sent, SendError> {
         let built = match self.prebuilt.take() {
             Some((id, built)) if id == item.delivery_id => built,
@@ -249,15 +289,17 @@ impl Sender for EmailSender {
         // The transport is taken out while it is used, so the next message can be built
         // meanwhile (a panic leaves a placeholder: the worker then drops this sender).
         let mut backend = std::mem::replace(&mut self.backend, Backend::Stdout);
-        let mut next = None;
+        let mut built = None;
         let response = {
-            let this = &*self;
-            let mut build_next = |n: &Outgoing| next = Some((n.delivery_id, this.build(n)));
-            let mut meanwhile = || meanwhile(&mut build_next);
-            this.transmit(&mut backend, item, &message, deadline, &mut meanwhile)
+            let mut overlap = Overlapped {
+                sender: self,
+                next,
+                built: &mut built,
+            };
+            self.transmit(&mut backend, item, &message, deadline, &mut overlap)
         };
         self.backend = backend;
-        self.prebuilt = next;
+        self.prebuilt = built;
         Ok(Sent {
             message_id: Some(message_id),
             response: response?,
@@ -266,14 +308,15 @@ impl Sender for EmailSender {
 }
 
 impl EmailSender {
-    /// Hand a built message to the transport; `meanwhile` once it is on its way.
+    /// Hand a built message to the transport; `overlap` while it is on its way (the other
+    /// transports: after it).
     fn transmit(
         &self,
         backend: &mut Backend,
         item: &Outgoing,
         message: &Message,
         deadline: Deadline,
-        meanwhile: &mut dyn FnMut(),
+        overlap: &mut dyn Overlap,
     ) -> Result<String, SendError> {
         let response = match backend {
             Backend::Smtp(session) => {
@@ -287,7 +330,7 @@ impl EmailSender {
                         &message.formatted(),
                         deadline.exchange,
                         deadline.answer,
-                        meanwhile,
+                        overlap,
                     )
                     .map_err(classify_smtp);
             }
@@ -317,7 +360,7 @@ impl EmailSender {
                 "written to stdout".to_string()
             }
         };
-        meanwhile();
+        overlap.meanwhile();
         Ok(response)
     }
 }

@@ -126,23 +126,30 @@ pub trait Sender {
     /// Send one message within `deadline`.
     fn send(&mut self, message: &Outgoing, deadline: Deadline) -> Result<Sent, SendError>;
 
-    /// As [`send`](Self::send), calling `meanwhile` while the server works on the message
-    /// (once it is on its way, before its answer is read) where the channel waits for one
-    /// that way, else after sending; it may not be called at all when sending fails early.
-    /// The worker renders its next message then, and hands it to the [`Ahead`] it is
-    /// given, which a sender may use to build it meanwhile.
+    /// As [`send`](Self::send), with the worker's next message at hand: a sender may look
+    /// at it while this one goes out (SMTP sends its envelope along), and has it rendered
+    /// while the server works on this one (once it is on its way, before its answer is
+    /// read) where the channel waits for an answer that way, else after sending; neither
+    /// may happen when sending fails early.
     fn send_overlapped(
         &mut self,
         message: &Outgoing,
         deadline: Deadline,
-        meanwhile: &mut dyn FnMut(Ahead),
+        next: &mut dyn NextMessage,
     ) -> Result<Sent, SendError> {
         let result = self.send(message, deadline);
-        meanwhile(&mut |_| {});
+        next.render(&mut |_| {});
         result
     }
 }
 
-/// Where a worker hands the message it will send next, while the server answers the
-/// current one (see [`Sender::send_overlapped`]).
-pub type Ahead<'a> = &'a mut dyn FnMut(&Outgoing);
+/// The message a worker sends next, as its sender sees it while sending the current one
+/// (see [`Sender::send_overlapped`]).
+pub trait NextMessage {
+    /// Take the next message queued for the worker, if one is, and show it as it is before
+    /// rendering (its recipient and event; not its texts).
+    fn take(&mut self) -> Option<&Outgoing>;
+    /// Render the message taken (taking one first if none was) and hand it to `build`,
+    /// which a sender may use to build it meanwhile.
+    fn render(&mut self, build: &mut dyn FnMut(&Outgoing));
+}

@@ -17,6 +17,13 @@
 //! The body and its terminator go out in one write on a TCP_NODELAY socket: two writes
 //! with Nagle's algorithm wait for the server's delayed ACK (40 ms on Linux).
 //!
+//! A caller that already knows its next message's envelope ([`Overlap`]) has it sent
+//! right after this message's final dot (RFC 2920 lets DATA end a group): the server
+//! answers the dot and the next MAIL/RCPT/DATA in one round trip, while the caller builds
+//! that next message. Those replies are read when the next message is sent; if it turns
+//! out to need another envelope (or never comes), the connection is closed instead, and
+//! the server drops the transaction it was never given content for.
+//!
 //! TLS is rustls with the ring provider and the webpki roots, the same stack (and the
 //! same versions) lettre's `rustls-tls` feature used, so there is one TLS stack in the
 //! binary. `tls = "starttls"` never falls back to plain text: a server that does not
@@ -124,9 +131,39 @@ pub struct SmtpSession {
     hello: String,
     tls_config: Option<Arc<ClientConfig>>,
     conn: Option<Conn>,
+    /// The next message's envelope, sent after the last final dot; its replies not read.
+    ahead: Option<Ahead>,
     /// Reused buffers: the pipelined commands and the dot-stuffed body.
     commands: Vec<u8>,
     payload: Vec<u8>,
+}
+
+/// A message's envelope: the bare sender and recipient addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+/// The caller's side of a send: what it does while the server works on the message.
+pub trait Overlap {
+    /// The envelope of the message the caller sends next on this session, if it knows it
+    /// now: it goes out right after this message's content, so the server answers both in
+    /// one round trip.
+    fn next_envelope(&mut self) -> Option<Envelope> {
+        None
+    }
+
+    /// Called once the message is written, before its answer is read.
+    fn meanwhile(&mut self) {}
+}
+
+impl Overlap for () {}
+
+/// An envelope sent ahead of its message: the MAIL command as written, and the recipients.
+struct Ahead {
+    mail: String,
+    to: Vec<String>,
 }
 
 /// What to do with the connection after a failed transaction.
@@ -178,6 +215,7 @@ impl SmtpSession {
             hello,
             tls_config: None,
             conn: None,
+            ahead: None,
             commands: Vec::new(),
             payload: Vec::new(),
         }
@@ -186,7 +224,7 @@ impl SmtpSession {
     /// Connect, upgrade to TLS as configured, greet, log in, and say goodbye: for
     /// `config check`. Sends no message.
     pub fn check(&mut self, deadline: Instant) -> Result<(), SmtpError> {
-        self.conn = None;
+        self.drop_connection();
         let conn = self.open(deadline)?;
         self.conn = Some(conn);
         self.quit(deadline);
@@ -203,15 +241,16 @@ impl SmtpSession {
         message: &[u8],
         deadline: Instant,
     ) -> Result<String, SmtpError> {
-        self.send_until(from, to, message, deadline, deadline, &mut || {})
+        self.send_until(from, to, message, deadline, deadline, &mut ())
     }
 
     /// As [`send`](Self::send), but the server's answer to the message is awaited until
     /// `answer_by` (at least `deadline`): everything up to and including the final dot
     /// happens before `deadline`, and a message already sent is not abandoned the instant
-    /// the tick's time is up (that would invite a duplicate on retry). `meanwhile` is
-    /// called once the message is written, before its answer is read (the caller prepares
-    /// its next message while the server works on this one).
+    /// the tick's time is up (that would invite a duplicate on retry). `overlap` is asked
+    /// for the next message's envelope as this one's content goes out, and called once
+    /// it is written, before its answer is read (the caller prepares its next message
+    /// while the server works on this one).
     pub fn send_until(
         &mut self,
         from: &str,
@@ -219,7 +258,7 @@ impl SmtpSession {
         message: &[u8],
         deadline: Instant,
         answer_by: Instant,
-        meanwhile: &mut dyn FnMut(),
+        overlap: &mut dyn Overlap,
     ) -> Result<String, SmtpError> {
         let answer_by = answer_by.max(deadline);
         if to.is_empty() {
@@ -241,13 +280,13 @@ impl SmtpSession {
         if !reused {
             self.conn = Some(self.open(deadline)?);
         }
-        match self.transaction(from, to, message, deadline, answer_by, meanwhile) {
+        match self.transaction(from, to, message, deadline, answer_by, overlap) {
             Ok(reply) => Ok(reply),
             Err(failure) if failure.stale && reused => {
                 tracing::debug!("{}; sending again on a new connection", failure.error.text());
-                self.conn = None;
+                self.drop_connection();
                 self.conn = Some(self.open(deadline)?);
-                let result = self.transaction(from, to, message, deadline, answer_by, meanwhile);
+                let result = self.transaction(from, to, message, deadline, answer_by, overlap);
                 result.map_err(|f| self.recover(f, deadline))
             }
             Err(failure) => Err(self.recover(failure, deadline)),
@@ -260,6 +299,11 @@ impl SmtpSession {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
+        // The server waits for the content of an envelope sent ahead: QUIT would be read
+        // as that content. Closing drops the transaction.
+        if self.ahead.take().is_some() {
+            return;
+        }
         let step = self.step("QUIT", deadline);
         if step.until <= Instant::now() {
             return;
@@ -269,11 +313,19 @@ impl SmtpSession {
         }
     }
 
+    /// Close the connection (and forget an envelope sent ahead on it).
+    fn drop_connection(&mut self) {
+        self.conn = None;
+        self.ahead = None;
+    }
+
     /// After a failed transaction: reset it, or drop the connection.
     fn recover(&mut self, failure: Failure, deadline: Instant) -> SmtpError {
         match failure.after {
             After::Keep => {}
-            After::Drop => self.conn = None,
+            After::Drop => self.drop_connection(),
+            // An RSET now would be read as the content of the envelope sent ahead.
+            After::Reset if self.ahead.is_some() => self.drop_connection(),
             After::Reset => {
                 let step = self.step("RSET", deadline);
                 let ok = match self.conn.as_mut() {
@@ -613,7 +665,7 @@ impl SmtpSession {
         message: &[u8],
         deadline: Instant,
         answer_by: Instant,
-        meanwhile: &mut dyn FnMut(),
+        overlap: &mut dyn Overlap,
     ) -> Result<String, Failure> {
         let Some(mut conn) = self.conn.take() else {
             return Err(Failure::new(
@@ -621,7 +673,7 @@ impl SmtpSession {
                 After::Drop,
             ));
         };
-        let result = self.transaction_on(&mut conn, from, to, message, deadline, answer_by, meanwhile);
+        let result = self.transaction_on(&mut conn, from, to, message, deadline, answer_by, overlap);
         self.conn = Some(conn);
         result
     }
@@ -635,42 +687,55 @@ impl SmtpSession {
         message: &[u8],
         deadline: Instant,
         answer_by: Instant,
-        meanwhile: &mut dyn FnMut(),
+        overlap: &mut dyn Overlap,
     ) -> Result<String, Failure> {
-        let utf8_address = !from.is_ascii() || to.iter().any(|a| !a.is_ascii());
-        if utf8_address && !conn.ext.smtp_utf8 {
-            return Err(Failure::new(
-                SmtpError::Permanent(
-                    self.err("an address is not ASCII and the server does not offer SMTPUTF8".into()),
-                ),
-                After::Keep,
-            ));
-        }
-        if let Some(limit) = conn.ext.size {
-            if message.len() as u64 > limit {
-                return Err(Failure::new(
-                    SmtpError::Permanent(self.err(format!(
-                        "the message ({} bytes) is larger than the server's limit ({limit} bytes)",
-                        message.len()
-                    ))),
-                    After::Keep,
-                ));
+        let refused = self.cannot_carry(conn, from, to, message);
+        let mail = mail_command(from, to, message.is_ascii(), &conn.ext);
+        match self.ahead.take() {
+            // Its envelope went out after the last message: read the replies.
+            Some(ahead) if refused.is_none() && ahead.mail == mail && ahead.to == to => {
+                self.envelope_replies(conn, to, deadline)?;
+            }
+            // The server waits for the content of another envelope: only closing the
+            // connection drops that transaction. Nothing of this message was sent.
+            Some(_) => {
+                return Err(Failure {
+                    error: SmtpError::Unavailable(
+                        self.err("the envelope sent ahead was for another message".into()),
+                    ),
+                    after: After::Drop,
+                    stale: true,
+                });
+            }
+            None => {
+                if let Some(error) = refused {
+                    return Err(Failure::new(error, After::Keep));
+                }
+                if conn.ext.pipelining {
+                    self.envelope_pipelined(conn, &mail, to, deadline)?;
+                } else {
+                    self.envelope_one_by_one(conn, &mail, to, deadline)?;
+                }
             }
         }
-        let mut mail = format!("MAIL FROM:<{from}>");
-        if !message.is_ascii() && conn.ext.eight_bit_mime {
-            mail.push_str(" BODY=8BITMIME");
+        self.content(conn, message, deadline, answer_by, overlap)
+    }
+
+    /// Why the server cannot take this message at all (before anything is sent).
+    fn cannot_carry(&self, conn: &Conn, from: &str, to: &[String], message: &[u8]) -> Option<SmtpError> {
+        let utf8_address = !from.is_ascii() || to.iter().any(|a| !a.is_ascii());
+        if utf8_address && !conn.ext.smtp_utf8 {
+            return Some(SmtpError::Permanent(self.err(
+                "an address is not ASCII and the server does not offer SMTPUTF8".into(),
+            )));
         }
-        if utf8_address {
-            mail.push_str(" SMTPUTF8");
+        match conn.ext.size {
+            Some(limit) if message.len() as u64 > limit => Some(SmtpError::Permanent(self.err(format!(
+                "the message ({} bytes) is larger than the server's limit ({limit} bytes)",
+                message.len()
+            )))),
+            _ => None,
         }
-        mail.push_str("\r\n");
-        if conn.ext.pipelining {
-            self.envelope_pipelined(conn, &mail, to, deadline)?;
-        } else {
-            self.envelope_one_by_one(conn, &mail, to, deadline)?;
-        }
-        self.content(conn, message, deadline, answer_by, meanwhile)
     }
 
     /// MAIL, every RCPT and DATA in one write, then their replies in order (RFC 2920).
@@ -683,13 +748,7 @@ impl SmtpSession {
     ) -> Result<(), Failure> {
         let mut commands = std::mem::take(&mut self.commands);
         commands.clear();
-        commands.extend_from_slice(mail.as_bytes());
-        for rcpt in to {
-            commands.extend_from_slice(b"RCPT TO:<");
-            commands.extend_from_slice(rcpt.as_bytes());
-            commands.extend_from_slice(b">\r\n");
-        }
-        commands.extend_from_slice(b"DATA\r\n");
+        envelope_commands(mail, to, &mut commands);
         let step = self.step("MAIL FROM", deadline);
         let written = conn.write(&commands, step.until);
         self.commands = commands;
@@ -701,6 +760,11 @@ impl SmtpSession {
                 stale,
             });
         }
+        self.envelope_replies(conn, to, deadline)
+    }
+
+    /// The replies to a pipelined MAIL, its RCPTs and DATA, in order.
+    fn envelope_replies(&mut self, conn: &mut Conn, to: &[String], deadline: Instant) -> Result<(), Failure> {
         let mail_reply = self.reply_to(conn, "MAIL FROM", deadline, true)?;
         let mut rcpt_replies = Vec::with_capacity(to.len());
         for _ in to {
@@ -820,24 +884,40 @@ impl SmtpSession {
         message: &[u8],
         deadline: Instant,
         answer_by: Instant,
-        meanwhile: &mut dyn FnMut(),
+        overlap: &mut dyn Overlap,
     ) -> Result<String, Failure> {
         let mut payload = std::mem::take(&mut self.payload);
         dot_stuff(message, &mut payload);
+        let end_of_message = payload.len();
+        // The next message's envelope in the same write: the server reads both at once and
+        // answers them together (two writes got two answers, the second held back by the
+        // server's Nagle until our ACK).
+        let ahead = match overlap.next_envelope() {
+            Some(next) if conn.ext.pipelining => self.envelope_ahead(conn, &next, &mut payload),
+            _ => None,
+        };
         let step = self.step("the message", deadline);
-        let written = conn.write(&payload, step.until);
+        let written = conn.write_counted(&payload, step.until);
         self.payload = payload;
-        if let Err(fail) = written {
-            // Some bytes, the terminator among them, did not go: not accepted.
-            return Err(Failure::new(
+        if let Err((fail, handed)) = written {
+            // The terminator is the last byte of the message: unless it was handed to the
+            // system (or we cannot tell), the server never had it, so nothing was accepted.
+            let maybe_sent = ahead.is_some() && handed.is_none_or(|n| n >= end_of_message);
+            let error = if maybe_sent {
+                SmtpError::Unknown(self.err(format!(
+                    "{}; the server may have accepted the message",
+                    fail.describe(&step, true)
+                )))
+            } else {
                 SmtpError::Unavailable(self.err(format!(
                     "{}; the message was not accepted",
                     fail.describe(&step, true)
-                ))),
-                After::Drop,
-            ));
+                )))
+            };
+            return Err(Failure::new(error, After::Drop));
         }
-        meanwhile();
+        self.ahead = ahead;
+        overlap.meanwhile();
         let step = Step::new(
             "the end of the message",
             self.settings.final_reply_timeout,
@@ -856,6 +936,8 @@ impl SmtpSession {
                 ));
             }
         };
+        // The reply to the dot ends the transaction: no RSET is needed after a refusal (and
+        // one would be read as the content of an envelope sent ahead).
         match reply.class() {
             2 => Ok(reply.text()),
             // A reply, even "closing", means the message was not taken.
@@ -863,6 +945,9 @@ impl SmtpSession {
                 self.closing("the end of the message", &reply),
                 After::Drop,
             )),
+            4 | 5 if self.ahead.is_some() => {
+                Err(Failure::new(self.refusal("the message", &reply), After::Keep))
+            }
             4 | 5 => Err(Failure::new(self.refusal("the message", &reply), After::Reset)),
             _ => Err(Failure::new(
                 SmtpError::Unknown(self.err(format!(
@@ -873,6 +958,32 @@ impl SmtpSession {
                 After::Drop,
             )),
         }
+    }
+
+    /// The next message's MAIL, RCPT and DATA, appended to `payload` after this message's
+    /// final dot; their replies are read when that message is sent. None for an envelope
+    /// this connection could not take as it is: it then goes the usual way.
+    fn envelope_ahead(&mut self, conn: &Conn, next: &Envelope, payload: &mut Vec<u8>) -> Option<Ahead> {
+        let utf8_address = !next.from.is_ascii() || next.to.iter().any(|a| !a.is_ascii());
+        if next.to.is_empty()
+            || (utf8_address && !conn.ext.smtp_utf8)
+            || std::iter::once(&next.from)
+                .chain(&next.to)
+                .any(|a| check_address(a).is_err())
+        {
+            return None;
+        }
+        // As for a message in ASCII, which is what the email channel builds: one that is
+        // not gets its own envelope (the mismatch closes this connection first).
+        let mail = mail_command(&next.from, &next.to, true, &conn.ext);
+        let mut commands = std::mem::take(&mut self.commands);
+        envelope_commands(&mail, &next.to, &mut commands);
+        payload.extend_from_slice(&commands);
+        self.commands = commands;
+        Some(Ahead {
+            mail,
+            to: next.to.clone(),
+        })
     }
 
     /// A 4xx or 5xx to a command of the transaction.
@@ -1125,6 +1236,29 @@ impl Conn {
             io::ErrorKind::WriteZero => Fail::Closed,
             _ => Fail::from_io(e),
         })
+    }
+
+    /// As [`write`](Self::write); a failure says how many bytes had been handed to the
+    /// system before it (None over TLS, where records are written whole and that count is
+    /// not known).
+    fn write_counted(&mut self, data: &[u8], until: Instant) -> Result<(), (Fail, Option<usize>)> {
+        if self.tls.is_some() {
+            return self.write(data, until).map_err(|f| (f, None));
+        }
+        let mut io = Timed {
+            tcp: &self.tcp,
+            until,
+        };
+        let mut handed = 0;
+        while handed < data.len() {
+            match io.write(&data[handed..]) {
+                Ok(0) => return Err((Fail::Closed, Some(handed))),
+                Ok(n) => handed += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err((Fail::from_io(e), Some(handed))),
+            }
+        }
+        Ok(())
     }
 
     /// Read more bytes into `received`.
@@ -1418,6 +1552,31 @@ fn dot_stuff(message: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
+}
+
+/// The MAIL command for a message from `from` to `to`, with the parameters it needs.
+fn mail_command(from: &str, to: &[String], ascii: bool, ext: &Extensions) -> String {
+    let mut mail = format!("MAIL FROM:<{from}>");
+    if !ascii && ext.eight_bit_mime {
+        mail.push_str(" BODY=8BITMIME");
+    }
+    if !from.is_ascii() || to.iter().any(|a| !a.is_ascii()) {
+        mail.push_str(" SMTPUTF8");
+    }
+    mail.push_str("\r\n");
+    mail
+}
+
+/// MAIL, a RCPT per recipient and DATA, as one pipelined group.
+fn envelope_commands(mail: &str, to: &[String], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(mail.as_bytes());
+    for rcpt in to {
+        out.extend_from_slice(b"RCPT TO:<");
+        out.extend_from_slice(rcpt.as_bytes());
+        out.extend_from_slice(b">\r\n");
+    }
+    out.extend_from_slice(b"DATA\r\n");
 }
 
 /// Standard base64 with padding (RFC 4648), for AUTH.
@@ -1779,6 +1938,195 @@ tsrUQk59npBzKLhUyhn5eiLErl6xcWq5bsfBsq187/pGXU0Iff/KAQcW
             ]
         );
         assert_eq!(server.connections(), 1, "one connection for both messages");
+    }
+
+    /// The caller's side in these tests: the next message's envelope, once; how many times
+    /// it was asked for it and called while the server answered.
+    #[derive(Default)]
+    struct Next {
+        envelope: Option<Envelope>,
+        asked: usize,
+        meanwhile: usize,
+    }
+
+    impl Next {
+        fn to(address: &str) -> Next {
+            Next {
+                envelope: Some(Envelope {
+                    from: "from@example.org".into(),
+                    to: to(address),
+                }),
+                ..Default::default()
+            }
+        }
+    }
+
+    impl Overlap for Next {
+        fn next_envelope(&mut self) -> Option<Envelope> {
+            self.asked += 1;
+            self.envelope.take()
+        }
+
+        fn meanwhile(&mut self) {
+            self.meanwhile += 1;
+        }
+    }
+
+    fn send_with(
+        session: &mut SmtpSession,
+        address: &str,
+        message: &[u8],
+        next: &mut Next,
+    ) -> Result<String, SmtpError> {
+        session.send_until("from@example.org", &to(address), message, soon(), soon(), next)
+    }
+
+    #[test]
+    fn the_next_envelope_goes_out_with_the_final_dot_and_is_answered_with_it() {
+        let pending = Arc::new(Mutex::new(String::new()));
+        let seen = pending.clone();
+        let server = Server::start(false, move |peer| {
+            if !greet(peer, &["PIPELINING"]) {
+                return;
+            }
+            for _ in 0..3 {
+                peer.line();
+            }
+            peer.say("250 OK\r\n250 OK\r\n354 go ahead\r\n");
+            peer.data();
+            // Before the dot is answered, the next envelope is already here.
+            *seen.lock().unwrap() = peer.pending_after(Duration::from_millis(300));
+            peer.say("250 2.0.0 Ok: queued as T1\r\n");
+            converse(peer, none_answer);
+        });
+        let mut session = SmtpSession::new(settings(server.port));
+        let mut next = Next::to("second@example.net");
+        assert_eq!(
+            send_with(&mut session, "first@example.net", b"one", &mut next).unwrap(),
+            "250 2.0.0 Ok: queued as T1"
+        );
+        assert_eq!((next.asked, next.meanwhile), (1, 1));
+        assert_eq!(
+            *pending.lock().unwrap(),
+            "MAIL FROM:<from@example.org>\r\nRCPT TO:<second@example.net>\r\nDATA\r\n"
+        );
+        // The second message uses the envelope sent ahead: no second MAIL.
+        send_with(&mut session, "second@example.net", b"two", &mut Next::default()).unwrap();
+        session.quit(soon());
+        assert_eq!(
+            server.log_after_quit(),
+            vec![
+                "EHLO client.test".to_string(),
+                "MAIL FROM:<from@example.org>".into(),
+                "RCPT TO:<first@example.net>".into(),
+                "DATA".into(),
+                "<message>one\r\n".into(),
+                "MAIL FROM:<from@example.org>".into(),
+                "RCPT TO:<second@example.net>".into(),
+                "DATA".into(),
+                "<message>two\r\n".into(),
+                "QUIT".into(),
+            ]
+        );
+        assert_eq!(server.connections(), 1);
+    }
+
+    #[test]
+    fn an_envelope_sent_ahead_for_another_message_is_dropped_with_its_connection() {
+        // The next message turns out to go elsewhere, to need 8BITMIME, or never to come:
+        // the server never gets content for the envelope sent ahead, and no QUIT or RSET
+        // that it would read as that content.
+        let server = plain_server(&["PIPELINING", "8BITMIME"], none_answer);
+        let mut session = SmtpSession::new(settings(server.port));
+        send_with(
+            &mut session,
+            "a@example.net",
+            b"one",
+            &mut Next::to("b@example.net"),
+        )
+        .unwrap();
+        send_with(
+            &mut session,
+            "c@example.net",
+            b"two",
+            &mut Next::to("d@example.net"),
+        )
+        .unwrap();
+        send_with(
+            &mut session,
+            "d@example.net",
+            "caf\u{e9}".as_bytes(),
+            &mut Next::to("e@example.net"),
+        )
+        .unwrap();
+        drop(session);
+        thread::sleep(Duration::from_millis(200));
+        let log = server.log();
+        let messages: Vec<&String> = log.iter().filter(|l| l.starts_with("<message>")).collect();
+        assert_eq!(
+            messages,
+            ["<message>one\r\n", "<message>two\r\n", "<message>caf\u{e9}\r\n"]
+        );
+        assert!(!log.iter().any(|l| l == "QUIT" || l == "RSET"), "{log:?}");
+        assert_eq!(server.connections(), 3, "{log:?}");
+        let mails: Vec<&String> = log.iter().filter(|l| l.starts_with("MAIL")).collect();
+        assert_eq!(mails.len(), 6, "{log:?}");
+        assert_eq!(
+            mails[5], "MAIL FROM:<from@example.org>",
+            "the last envelope was sent ahead"
+        );
+        assert_eq!(mails[4], "MAIL FROM:<from@example.org> BODY=8BITMIME");
+    }
+
+    #[test]
+    fn refusals_around_an_envelope_sent_ahead_cost_only_their_own_message() {
+        // The first message is refused after its dot; the second's recipient is.
+        let (mut dots, mut no_recipient) = (0, false);
+        let server = plain_server(&["PIPELINING"], move |line| match line {
+            "." => {
+                dots += 1;
+                (dots == 1).then(|| "554 5.7.1 spam".into())
+            }
+            "RCPT TO:<refused@example.net>" => {
+                no_recipient = true;
+                Some("550 5.1.1 no such user".into())
+            }
+            "DATA" if std::mem::take(&mut no_recipient) => Some("554 5.5.1 no valid recipients".into()),
+            _ => None,
+        });
+        let mut session = SmtpSession::new(settings(server.port));
+        let first = send_with(
+            &mut session,
+            "a@example.net",
+            b"one",
+            &mut Next::to("refused@example.net"),
+        );
+        assert!(
+            matches!(&first, Err(SmtpError::Permanent(t)) if t.contains("554 5.7.1 spam")),
+            "{first:?}"
+        );
+        let second = send_with(
+            &mut session,
+            "refused@example.net",
+            b"two",
+            &mut Next::to("c@example.net"),
+        );
+        assert!(
+            matches!(&second, Err(SmtpError::Permanent(t)) if t.contains("RCPT TO:<refused@example.net> refused: 550 5.1.1")),
+            "{second:?}"
+        );
+        send_with(&mut session, "c@example.net", b"three", &mut Next::default()).unwrap();
+        session.quit(soon());
+        let log = server.log_after_quit();
+        assert_eq!(
+            log.iter().filter(|l| l.starts_with("<message>")).count(),
+            2,
+            "{log:?}"
+        );
+        // No RSET after the refused dot (it would have been read as the next message's
+        // content); one after the refused recipient.
+        assert_eq!(log.iter().filter(|l| *l == "RSET").count(), 1, "{log:?}");
+        assert_eq!(server.connections(), 1, "{log:?}");
     }
 
     #[test]
