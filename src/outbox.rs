@@ -158,6 +158,7 @@ pub fn run(
         let result = outbox.run(summary);
         // Whatever happened, wait for the messages in flight and record their outcomes.
         let drained = outbox.drain(summary);
+        outbox.store.checkpoints_aside(false);
         let attention = std::mem::take(&mut outbox.attention);
         drop(outbox);
         result.and(drained).map(|_| attention)
@@ -552,7 +553,9 @@ where
         }
     }
 
-    fn start_pool(&self, channel: &str) -> Pool {
+    fn start_pool(&mut self, channel: &str) -> Pool {
+        // Messages go out: commits follow each other (see `Store::checkpoints_aside`).
+        self.store.checkpoints_aside(true);
         let n = (self.workers.connections)(channel).max(1);
         let (jobs, queue) = mpsc::sync_channel::<Job>(n * (STARTED_PER_WORKER + QUEUED_PER_WORKER));
         let queue = Arc::new(Mutex::new(queue));

@@ -121,6 +121,12 @@ pub trait Store: Ops {
     fn created_schema(&self) -> bool {
         false
     }
+
+    /// Many small write transactions follow (a tick sending, one commit per few messages):
+    /// the backend may do its housekeeping aside until `checkpoints_aside(false)` instead of
+    /// in the commit that triggers it (SQLite: copying the write-ahead log into the
+    /// database, with its fsyncs, on a thread of its own). The default does nothing.
+    fn checkpoints_aside(&mut self, _on: bool) {}
 }
 
 /// Run `f` in a write transaction and return its value.
