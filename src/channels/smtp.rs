@@ -2363,6 +2363,53 @@ tsrUQk59npBzKLhUyhn5eiLErl6xcWq5bsfBsq187/pGXU0Iff/KAQcW
         assert_eq!(server.connections(), 2);
     }
 
+    #[test]
+    fn a_server_that_drops_an_envelope_sent_ahead_gets_the_message_on_a_new_connection() {
+        // The first connection answers the first message, then refuses the envelope sent
+        // ahead with 421 (closing); the second closes without a word after the first dot.
+        let server = Server::start(false, |peer| {
+            if !greet(peer, &["PIPELINING"]) {
+                return;
+            }
+            let index = peer.index;
+            let mut mails = 0;
+            converse(peer, move |line| match line {
+                l if l.starts_with("MAIL") => {
+                    mails += 1;
+                    (index == 0 && mails == 2).then(|| "421 4.3.2 shutting down".into())
+                }
+                "." if index == 1 => Some("<close>".into()),
+                _ => None,
+            });
+        });
+        let mut session = SmtpSession::new(settings(server.port));
+        let one = send_with(
+            &mut session,
+            "one@example.net",
+            b"one",
+            &mut Next::to("two@example.net"),
+        );
+        assert_eq!(one.unwrap(), "250 2.0.0 Ok: queued as T1");
+        let two = send_with(
+            &mut session,
+            "two@example.net",
+            b"two",
+            &mut Next::to("three@example.net"),
+        );
+        // Sent on a second connection, whose answer never came: it may have arrived.
+        assert!(matches!(&two, Err(SmtpError::Unknown(_))), "{two:?}");
+        send_with(&mut session, "three@example.net", b"three", &mut Next::default()).unwrap();
+        session.quit(soon());
+        let log = server.log_after_quit();
+        let messages: Vec<&String> = log.iter().filter(|l| l.starts_with("<message>")).collect();
+        assert_eq!(
+            messages,
+            ["<message>one\r\n", "<message>two\r\n", "<message>three\r\n"],
+            "{log:?}"
+        );
+        assert_eq!(server.connections(), 3, "{log:?}");
+    }
+
     // ---------------------------------------------------------------------------------
     // Slow, silent and broken servers
 
